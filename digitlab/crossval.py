@@ -1,0 +1,335 @@
+"""k-fold cross-validation: scikit-learn's KFold, a fresh model per fold, folds run in parallel.
+
+The tutorial builds one network and fits it fold after fold, so every fold after the first is
+tested on digits the network has already trained on. `reuse_model=True` reproduces that, to show
+the leak; the default builds a fresh model for every fold.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from digitlab.data import normalise, one_hot
+from digitlab.models import ModelConfig, build_model
+from digitlab.training import Event, EventSink, StopFlag, make_events_callback
+
+
+class CrossValError(ValueError):
+    """Cross-validation settings that cannot work; one sentence for people."""
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """One fold's work: everything a worker needs besides the shared images and labels."""
+
+    fold: int  # 1-based
+    train_index: np.ndarray
+    test_index: np.ndarray
+    model_config: ModelConfig
+    epochs: int
+    batch_size: int
+    seed: int | None
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    accuracy: float  # on the fold's held-out part, in [0, 1]
+    loss: float
+    history: dict[str, list[float]]  # loss, accuracy, val_loss, val_accuracy per epoch
+    seconds: float
+    n_train: int
+    n_test: int
+    stopped: bool = False
+
+
+@dataclass
+class CVResult:
+    """Plain data: per-fold scores and curves, and the settings that made them."""
+
+    folds: list[FoldResult]
+    n_splits: int
+    epochs: int
+    batch_size: int
+    reuse_model: bool
+    model_config: dict
+    random_state: int
+    seconds: float = 0.0
+    workers: int = 1
+    data_source: str = ""
+    stopped: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        return np.array([f.accuracy for f in self.folds])
+
+    @property
+    def mean(self) -> float:
+        return float(self.accuracies.mean()) if self.folds else float("nan")
+
+    @property
+    def std(self) -> float:
+        return (
+            float(self.accuracies.std()) if self.folds else float("nan")
+        )  # np.std, as the tutorial
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = self.mean, self.std
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CVResult:
+        d = {k: v for k, v in d.items() if k not in ("mean", "std")}
+        d["folds"] = [FoldResult(**f) for f in d["folds"]]
+        return cls(**d)
+
+
+def check_settings(n_samples: int, n_splits: int, epochs: int, batch_size: int) -> None:
+    if n_splits < 2:
+        raise CrossValError(f"Cross-validation needs at least 2 folds, not {n_splits}.")
+    if n_splits > n_samples:
+        raise CrossValError(
+            f"{n_splits} folds need at least {n_splits} digits, but there are only {n_samples}."
+        )
+    if not 1 <= epochs <= 200:
+        raise CrossValError(f"Epochs must be 1..200, not {epochs}.")
+    if not 1 <= batch_size <= 8192:
+        raise CrossValError(f"Batch size must be 1..8192, not {batch_size}.")
+
+
+def make_tasks(n_samples, *, model_config, n_splits, epochs, batch_size, random_state, seed):
+    from sklearn.model_selection import KFold
+
+    kfold = KFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    return [
+        FoldTask(
+            fold=i + 1,
+            train_index=train_ix,
+            test_index=test_ix,
+            model_config=model_config,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=None if seed is None else seed + i,
+        )
+        for i, (train_ix, test_ix) in enumerate(kfold.split(np.zeros(n_samples)))
+    ]
+
+
+def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=None) -> FoldResult:
+    """Fit on the fold's train part, validating on its test part each epoch (as the tutorial)."""
+    t0 = time.perf_counter()
+    if model is None:
+        model = build_model(task.model_config, seed=task.seed)
+    x_train, y_train = normalise(images[task.train_index]), one_hot(labels[task.train_index])
+    x_test, y_test = normalise(images[task.test_index]), one_hot(labels[task.test_index])
+
+    def tagged(event: Event) -> None:
+        if on_event is not None:
+            on_event({**event, "fold": task.fold})
+
+    batches = -(-len(x_train) // task.batch_size)
+    tagged({"type": "fold_start", "epochs": task.epochs, "batches": batches})
+    events = make_events_callback(tagged, stop, epochs=task.epochs, batches=batches)
+    model.fit(
+        x_train,
+        y_train,
+        epochs=task.epochs,
+        batch_size=task.batch_size,
+        validation_data=(x_test, y_test),
+        callbacks=[events],
+        verbose=0,
+    )
+    loss, acc = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    history = {k: [row[k] for row in events.rows if k in row] for k in keys}
+    result = FoldResult(
+        fold=task.fold,
+        accuracy=float(acc),
+        loss=float(loss),
+        history=history,
+        seconds=time.perf_counter() - t0,
+        n_train=len(x_train),
+        n_test=len(x_test),
+        stopped=bool(stop is not None and stop.is_set()),
+    )
+    tagged(
+        {
+            "type": "fold_end",
+            "accuracy": result.accuracy,
+            "loss": result.loss,
+            "seconds": result.seconds,
+        }
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Executors: how fold tasks get run. A distributed engine would be one more class with .run.
+
+
+class FoldExecutor(Protocol):
+    workers: int
+
+    def run(
+        self, tasks: Sequence[FoldTask], images, labels, *, on_event, stop
+    ) -> list[FoldResult]: ...
+
+
+class SerialExecutor:
+    """Folds one after another in this process."""
+
+    workers = 1
+
+    def run(self, tasks, images, labels, *, on_event=None, stop=None):
+        results = []
+        for task in tasks:
+            if stop is not None and stop.is_set():
+                break
+            results.append(run_fold(task, images, labels, on_event=on_event, stop=stop))
+        return results
+
+
+# Worker-process globals, set once per worker by _init_worker (the data travels once, not per fold).
+_W: dict[str, Any] = {}
+
+
+def _init_worker(images, labels, threads, events, stop):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _W.update(images=images, labels=labels, events=events, stop=stop)
+
+
+def _run_fold_in_worker(task: FoldTask) -> FoldResult:
+    events = _W["events"]
+    return run_fold(task, _W["images"], _W["labels"], on_event=events.put, stop=_W["stop"])
+
+
+class ProcessExecutor:
+    """Folds in parallel worker processes (concurrent.futures), each with its own TensorFlow.
+
+    Events from the workers come back through a queue and reach on_event in this process, so a
+    page's live progress works the same as with SerialExecutor.
+    """
+
+    def __init__(self, workers: int | None = None, *, threads_per_worker: int | None = None):
+        cores = os.cpu_count() or 1
+        self.workers = max(1, workers or cores)
+        self.threads = threads_per_worker or max(1, cores // self.workers)
+
+    def run(self, tasks, images, labels, *, on_event=None, stop=None):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, wait
+
+        ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
+        with ctx.Manager() as manager:
+            events, remote_stop = manager.Queue(), manager.Event()
+            with ProcessPoolExecutor(
+                max_workers=min(self.workers, len(tasks)),
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(images, labels, self.threads, events, remote_stop),
+            ) as pool:
+                futures = [pool.submit(_run_fold_in_worker, t) for t in tasks]
+                pending = set(futures)
+                while pending:
+                    if stop is not None and stop.is_set():
+                        remote_stop.set()
+                        for f in pending:
+                            f.cancel()
+                    _drain(events, on_event, timeout=0.2)
+                    _, pending = wait(pending, timeout=0)
+                _drain(events, on_event, timeout=0)
+                results = [f.result() for f in futures if not f.cancelled()]
+        return sorted(results, key=lambda r: r.fold)
+
+
+def _drain(events, on_event, *, timeout: float) -> None:
+    try:
+        event = events.get(timeout=timeout) if timeout else events.get_nowait()
+        while True:
+            if on_event is not None:
+                on_event(event)
+            event = events.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def default_executor(n_samples: int, n_splits: int) -> FoldExecutor:
+    """Parallel folds when there are cores to share and enough data to pay for the start-up."""
+    cores = os.cpu_count() or 1
+    if cores >= 2 and n_samples >= 20000 and os.environ.get("DIGITLAB_SERIAL_FOLDS") != "1":
+        return ProcessExecutor(min(cores, n_splits))
+    return SerialExecutor()
+
+
+def cross_validate(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model_config: ModelConfig = ModelConfig(),
+    n_splits: int = 5,
+    epochs: int = 5,
+    batch_size: int = 128,
+    reuse_model: bool = False,
+    random_state: int = 1,
+    seed: int | None = 0,
+    executor: FoldExecutor | None = None,
+    on_event: EventSink | None = None,
+    stop: StopFlag | None = None,
+    data_source: str = "",
+) -> CVResult:
+    """k-fold cross-validation on (n, 28, 28) uint8 images, as the tutorial's evaluate_model.
+
+    KFold(n_splits, shuffle=True, random_state=1); each fold trains `epochs` epochs and is scored
+    on its held-out part. reuse_model=True: one network across all folds (the tutorial's leak).
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    check_settings(len(images), n_splits, epochs, batch_size)
+    t0 = time.perf_counter()
+    tasks = make_tasks(
+        len(images),
+        model_config=model_config,
+        n_splits=n_splits,
+        epochs=epochs,
+        batch_size=batch_size,
+        random_state=random_state,
+        seed=seed,
+    )
+    if on_event:
+        on_event({"type": "start", "folds": n_splits, "epochs": epochs})
+    if reuse_model:  # inherently sequential: each fold continues the previous fold's network
+        executor = SerialExecutor()
+        shared = build_model(model_config, seed=seed)
+        folds = []
+        for task in tasks:
+            if stop is not None and stop.is_set():
+                break
+            folds.append(run_fold(task, images, labels, model=shared, on_event=on_event, stop=stop))
+    else:
+        executor = executor or default_executor(len(images), n_splits)
+        folds = executor.run(tasks, images, labels, on_event=on_event, stop=stop)
+    return CVResult(
+        folds=folds,
+        n_splits=n_splits,
+        epochs=epochs,
+        batch_size=batch_size,
+        reuse_model=reuse_model,
+        model_config=model_config.to_dict(),
+        random_state=random_state,
+        seconds=time.perf_counter() - t0,
+        workers=executor.workers,
+        data_source=data_source,
+        stopped=bool(stop is not None and stop.is_set()),
+    )

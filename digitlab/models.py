@@ -1,0 +1,182 @@
+"""Architectures by name, their compile settings, and checks on models that come from outside."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ARCHITECTURES = ("mlp", "cnn")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+MAX_MODEL_BYTES = 50 * 1024 * 1024  # an upload larger than this is refused before it is read
+
+
+class ModelError(ValueError):
+    """A model configuration or model file that cannot be used; one sentence for people."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a learner may turn. Defaults are the tutorial's network and compile settings."""
+
+    arch: str = (
+        "mlp"  # "mlp": the tutorial's Dense(512, relu) -> Dense(10, softmax); "cnn": small convnet
+    )
+    hidden_units: int = 512  # tutorial: 512
+    hidden_layers: int = 1  # tutorial: 1 (mlp only)
+    optimizer: str = "rmsprop"  # tutorial: rmsprop
+    learning_rate: float | None = None  # None: the optimizer's Keras default (rmsprop 0.001)
+    dropout: float = 0.0  # tutorial: none (mlp); the cnn uses 0.5 when this is 0
+    jit_compile: bool = True  # XLA: same maths, faster epochs on CPU (see BENCHMARKS.md)
+
+    def __post_init__(self):
+        problems = []
+        if self.arch not in ARCHITECTURES:
+            problems.append(
+                f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.arch!r}"
+            )
+        if not 1 <= self.hidden_units <= 4096:
+            problems.append(f"hidden units must be 1..4096, not {self.hidden_units}")
+        if not 1 <= self.hidden_layers <= 8:
+            problems.append(f"hidden layers must be 1..8, not {self.hidden_layers}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"
+            )
+        if self.learning_rate is not None and not 1e-6 <= self.learning_rate <= 1.0:
+            problems.append(f"learning rate must be 1e-6..1, not {self.learning_rate}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), not {self.dropout}")
+        if problems:
+            raise ModelError("; ".join(problems).capitalize() + ".")
+
+    def describe(self) -> str:
+        if self.arch == "cnn":
+            return "CNN: Conv(32)-Pool-Conv(64)-Pool-Dropout-Dense(10)"
+        hidden = " -> ".join([f"Dense({self.hidden_units}, relu)"] * self.hidden_layers)
+        drop = f", dropout {self.dropout:g}" if self.dropout else ""
+        return f"MLP: {hidden} -> Dense(10, softmax){drop}, {self.optimizer}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+TUTORIAL = ModelConfig(jit_compile=False)  # the tutorial exactly, as its script compiles it
+
+
+def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None):
+    """A fresh compiled Keras model taking (n, 28, 28) float32 in [0, 1]."""
+    import keras
+    from keras import layers
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if config.arch == "mlp":
+        stack = [keras.Input(shape=(28, 28)), layers.Flatten()]  # (n, 784), the tutorial's reshape
+        for _ in range(config.hidden_layers):
+            stack.append(layers.Dense(config.hidden_units, activation="relu"))
+            if config.dropout:
+                stack.append(layers.Dropout(config.dropout))
+        stack.append(layers.Dense(10, activation="softmax"))
+    else:  # keras-io mnist_convnet: 99% test accuracy on MNIST
+        stack = [
+            keras.Input(shape=(28, 28)),
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(config.dropout or 0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    model = keras.Sequential(stack, name=config.arch)
+    optimizer = keras.optimizers.get(config.optimizer)
+    if config.learning_rate is not None:
+        optimizer.learning_rate = config.learning_rate
+    model.compile(
+        optimizer=optimizer,
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def model_summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda s, **_: lines.append(s))
+    return "\n".join(lines)
+
+
+def check_model(model) -> None:
+    """Raise ModelError unless the model takes 28x28 (or 784) pixels and gives 10 outputs."""
+    try:
+        in_shape = tuple(model.input_shape)
+        out_shape = tuple(model.output_shape)
+    except Exception:
+        raise ModelError(
+            "The model has no single input and output, so it cannot read digits."
+        ) from None
+    if in_shape[1:] not in ((28, 28), (784,), (28, 28, 1)):
+        raise ModelError(
+            f"The model expects input {in_shape[1:]}, but digits are 28x28 (or 784) pixels."
+        )
+    if out_shape[1:] != (10,):
+        raise ModelError(f"The model gives {out_shape[1:]} outputs, but there are 10 digits.")
+
+
+def load_model_file(path: str | os.PathLike, *, max_bytes: int = MAX_MODEL_BYTES):
+    """Load a .keras file with safe_mode=True and check its shapes; ModelError on any fault.
+
+    safe_mode refuses Lambda layers (deserialising one would run its code); unknown custom
+    classes fail to resolve. Either way no code from the file runs.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p.name}: no such model file.")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise ModelError(
+            f"{p.name} is {size / 2**20:.1f} MB; models larger than {max_bytes / 2**20:.0f} MB are refused."
+        )
+    with open(p, "rb") as f:
+        if f.read(2) != b"PK":
+            raise ModelError(
+                f"{p.name} is not a .keras model file (a .keras file is a zip archive)."
+            )
+    import keras
+
+    try:
+        model = keras.saving.load_model(p, safe_mode=True, compile=False)
+    except Exception as e:
+        text = str(e)
+        if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():
+            raise ModelError(
+                f"{p.name} contains a Lambda or custom layer that could run code; it was refused."
+            ) from None
+        if "Could not locate" in text or "Unknown" in text or "custom" in text.lower():
+            raise ModelError(
+                f"{p.name} uses a custom layer or object that DigitLab does not know; it was refused."
+            ) from None
+        raise ModelError(
+            f"{p.name} could not be read as a Keras model (damaged or truncated)."
+        ) from None
+    check_model(model)
+    return model
+
+
+def predict_proba(model, images: np.ndarray) -> np.ndarray:
+    """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by a direct model call.
+
+    model(x) costs about 1 ms for one digit; model.predict builds a dataset each call (~80 ms).
+    """
+    x = np.asarray(images, dtype="float32")
+    if x.ndim == 2:
+        x = x[None]
+    want = tuple(model.input_shape[1:])
+    x = x.reshape((len(x), *want))
+    out = model(x, training=False)
+    return np.asarray(out, dtype="float32")

@@ -1,0 +1,211 @@
+"""One training run: Keras fit with epoch and batch events, a cooperative stop, test evaluation."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from digitlab.data import Digits, normalise, one_hot
+from digitlab.models import ModelConfig, build_model
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class TrainingError(ValueError):
+    """Training settings that cannot work; one sentence for people."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults are the tutorial's (5 epochs, batch 128) plus a validation split."""
+
+    epochs: int = 5  # tutorial: 5
+    batch_size: int = 128  # tutorial: 128
+    validation_fraction: float = 0.1  # last 10% of train watched each epoch; 0: none (the tutorial)
+    seed: int | None = 0  # keras.utils.set_random_seed: the same run twice gives the same model
+    augment: bool = False  # random shifts, rotations, scale, stroke width (digitlab.augment)
+
+    def __post_init__(self):
+        problems = []
+        if not 1 <= self.epochs <= 200:
+            problems.append(f"epochs must be 1..200, not {self.epochs}")
+        if not 1 <= self.batch_size <= 8192:
+            problems.append(f"batch size must be 1..8192, not {self.batch_size}")
+        if not 0.0 <= self.validation_fraction < 0.9:
+            problems.append(
+                f"validation fraction must be in [0, 0.9), not {self.validation_fraction}"
+            )
+        if problems:
+            raise TrainingError("; ".join(problems).capitalize() + ".")
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves: the model, its per-epoch history, and its test score."""
+
+    model: Any
+    model_config: ModelConfig
+    train_config: TrainConfig
+    history: list[dict] = field(default_factory=list)  # one dict per finished epoch
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    stopped: bool = False  # True: stopped by request before the last epoch
+    seconds: float = 0.0
+    data_source: str = ""
+
+    def summary(self) -> dict:
+        """Plain data (no model), for JSON and the store."""
+        return {
+            "model_config": self.model_config.to_dict(),
+            "train_config": asdict(self.train_config),
+            "history": self.history,
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 3),
+            "data_source": self.data_source,
+        }
+
+
+def make_events_callback(
+    on_event: EventSink | None, stop: StopFlag | None, *, epochs: int, batches: int
+):
+    """A Keras callback that reports epochs and batches and honours a stop within one batch."""
+    import keras
+
+    class Events(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+            if stop is not None and stop.is_set():
+                self.model.stop_training = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            if stop is not None and stop.is_set():
+                self.model.stop_training = True
+            if on_event is not None:
+                on_event({"type": "batch", "batch": batch + 1, "batches": batches})
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            row = {"epoch": epoch + 1, "epochs": epochs, "seconds": time.perf_counter() - self.t0}
+            row.update({k: float(v) for k, v in logs.items()})
+            if stop is not None and stop.is_set() and self.model.stop_training:
+                row["partial"] = True  # ended early: its metrics cover the batches run
+            self.rows.append(row)
+            if on_event is not None:
+                on_event({"type": "epoch", **row})
+
+    cb = Events()
+    cb.rows = []
+    return cb
+
+
+def fit_inputs(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
+    """What model.fit gets: plain arrays, or an augmenting tf.data pipeline."""
+    if not cfg.augment:
+        return {"x": x, "y": y, "batch_size": cfg.batch_size, "shuffle": True}
+    from digitlab.augment import augmented_dataset
+
+    return {"x": augmented_dataset(x, y, batch_size=cfg.batch_size, seed=cfg.seed)}
+
+
+def train(
+    digits: Digits,
+    *,
+    model_config: ModelConfig = ModelConfig(),
+    train_config: TrainConfig = TrainConfig(),
+    on_event: EventSink | None = None,
+    stop: StopFlag | None = None,
+    model=None,
+) -> TrainResult:
+    """Train on digits.x_train (holding out the last validation_fraction), then test.
+
+    Events: {"type": "start"}, {"type": "batch", ...}, {"type": "epoch", epoch, loss, accuracy,
+    val_loss, val_accuracy, seconds}, {"type": "test", test_loss, test_accuracy}. A stop request
+    ends the run after the current batch; the model and the history so far are kept.
+    """
+    t_start = time.perf_counter()
+    cfg = train_config
+    x = normalise(digits.x_train)  # (n, 28, 28) float32 in [0, 1]
+    y = one_hot(digits.y_train)  # (n, 10)
+    n_val = int(round(len(x) * cfg.validation_fraction))
+    if len(x) - n_val < 1:
+        raise TrainingError(f"Only {len(x)} training digits: too few to train on.")
+    validation = (x[-n_val:], y[-n_val:]) if n_val else None
+    if n_val:
+        x, y = x[:-n_val], y[:-n_val]
+
+    if model is None:
+        model = build_model(model_config, seed=cfg.seed)
+    elif cfg.seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(cfg.seed)
+    batches = math.ceil(len(x) / cfg.batch_size)
+    if on_event:
+        on_event(
+            {
+                "type": "start",
+                "epochs": cfg.epochs,
+                "batches": batches,
+                "n_train": len(x),
+                "n_val": n_val,
+            }
+        )
+    events = make_events_callback(on_event, stop, epochs=cfg.epochs, batches=batches)
+    model.fit(
+        **fit_inputs(x, y, cfg),
+        epochs=cfg.epochs,
+        validation_data=validation,
+        callbacks=[events],
+        verbose=0,
+    )
+    result = TrainResult(
+        model=model,
+        model_config=model_config,
+        train_config=cfg,
+        history=events.rows,
+        stopped=bool(
+            stop is not None
+            and stop.is_set()
+            and (len(events.rows) < cfg.epochs or events.rows[-1].get("partial"))
+        ),
+        data_source=digits.source,
+    )
+    result.test_loss, result.test_accuracy = evaluate(model, digits.x_test, digits.y_test)
+    result.seconds = time.perf_counter() - t_start
+    if on_event:
+        on_event(
+            {"type": "test", "test_loss": result.test_loss, "test_accuracy": result.test_accuracy}
+        )
+    return result
+
+
+def evaluate(
+    model, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1024
+) -> tuple[float, float]:
+    """(loss, accuracy) of a model on uint8 images, as model.evaluate reports them."""
+    loss, acc = model.evaluate(normalise(images), one_hot(labels), batch_size=batch_size, verbose=0)
+    return float(loss), float(acc)
+
+
+def predictions(model, images: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
+    """(n,) predicted digits for uint8 images, by direct model calls in chunks."""
+    from digitlab.models import predict_proba
+
+    x = normalise(images)
+    out = [
+        predict_proba(model, x[i : i + batch_size]).argmax(axis=1)
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, dtype="int64")
