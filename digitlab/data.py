@@ -100,11 +100,10 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndar
             raise DataError(f"{where}: x_{part} has dtype {x.dtype}, expected uint8 pixels.")
         if not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{where}: y_{part} has dtype {y.dtype}, expected integer labels.")
-        if x.dtype != np.uint8:
-            if x.min() < 0 or x.max() > 255 or not np.all(np.equal(np.mod(x, 1), 0)):
-                raise DataError(
-                    f"{where}: x_{part} has dtype {x.dtype} with values outside whole 0..255."
-                )
+        if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255 or np.any(np.mod(x, 1))):
+            raise DataError(
+                f"{where}: x_{part} has dtype {x.dtype} with values outside whole 0..255."
+            )
         if y.min() < 0 or y.max() > 9:
             bad = sorted({int(v) for v in y[(y < 0) | (y > 9)]})[:5]
             raise DataError(f"{where}: y_{part} has labels outside 0..9 (for example {bad}).")
