@@ -1,0 +1,203 @@
+"""Plotly figures for DigitLab: pure functions, data in, figure out; they compute no statistics.
+
+Colours follow the tutorial: training in red, held-out data in green.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TRAIN = "#d62728"  # red, as the tutorial's learning curves
+TEST = "#2ca02c"  # green
+ACCENT = "#1f77b4"
+METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
+
+
+def _layout(fig: go.Figure, *, title: str | None = None, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def history_figure(history: Sequence[Mapping], *, metric: str = "loss", epochs: int | None = None):
+    """Train and validation `metric` per epoch from rows like {"epoch": 1, "loss": .., "val_loss": ..}.
+
+    epochs fixes the x axis to the planned run, so a growing run does not rescale it.
+    """
+    x = [row["epoch"] for row in history]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=x,
+        y=[row.get(metric) for row in history],
+        name="train",
+        mode="lines+markers",
+        line=dict(color=TRAIN),
+    )
+    if any(f"val_{metric}" in row for row in history):
+        fig.add_scatter(
+            x=x,
+            y=[row.get(f"val_{metric}") for row in history],
+            name="validation",
+            mode="lines+markers",
+            line=dict(color=TEST),
+        )
+    fig.update_xaxes(title="epoch", dtick=1, range=[0.8, max(epochs or 1, max(x, default=1)) + 0.2])
+    fig.update_yaxes(title=METRIC_TITLES.get(metric, metric))
+    return _layout(fig, title=METRIC_TITLES.get(metric, metric))
+
+
+def fold_curves_figure(
+    histories: Mapping[int, Mapping[str, Sequence[float]]], *, metric: str = "loss"
+):
+    """One train (red) and one test (green) curve per fold, as the tutorial's summarize_diagnostics.
+
+    histories: fold number -> {"loss": [...], "val_loss": [...], "accuracy": [...], ...}.
+    """
+    fig = go.Figure()
+    for i, (fold, h) in enumerate(sorted(histories.items())):
+        for key, name, colour in ((metric, "train", TRAIN), (f"val_{metric}", "test", TEST)):
+            ys = list(h.get(key) or [])
+            if not ys:
+                continue
+            fig.add_scatter(
+                x=list(range(1, len(ys) + 1)),
+                y=ys,
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                showlegend=i == 0,
+                line=dict(color=colour),
+                hovertemplate=f"fold {fold} {name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            )
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title=METRIC_TITLES.get(metric, metric))
+    return _layout(fig, title=f"{METRIC_TITLES.get(metric, metric)} per fold")
+
+
+def box_figure(groups: Mapping[str, Sequence[float]], *, title: str = "Fold accuracies"):
+    """Side-by-side box plots of scores (one box per group), each fold's point shown."""
+    fig = go.Figure()
+    colours = [ACCENT, "#ff7f0e", "#9467bd"]
+    for i, (name, values) in enumerate(groups.items()):
+        fig.add_box(
+            y=list(values),
+            name=name,
+            boxpoints="all",
+            jitter=0.3,
+            pointpos=0,
+            marker=dict(color=colours[i % len(colours)]),
+        )
+    fig.update_yaxes(title="accuracy", tickformat=".3f")
+    return _layout(fig, title=title, height=360)
+
+
+def confusion_figure(matrix: np.ndarray, *, labels: Sequence = tuple(range(10))):
+    """A confusion matrix (rows: true digit, columns: predicted) as an annotated heatmap."""
+    m = np.asarray(matrix)
+    names = [str(v) for v in labels]
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=m,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="predicted", side="bottom", type="category")
+    fig.update_yaxes(title="true", autorange="reversed", type="category")
+    return _layout(fig, title="Confusion matrix (test set)", height=460)
+
+
+def probability_figure(probs: Sequence[float]):
+    """Ten bars, one per digit; the most likely one stands out."""
+    p = np.asarray(probs, dtype=float)
+    top = int(np.argmax(p)) if p.size else -1
+    fig = go.Figure(
+        go.Bar(
+            x=[str(d) for d in range(len(p))],
+            y=p,
+            marker_color=[TEST if d == top else "#9aa5b1" for d in range(len(p))],
+            text=[f"{v:.0%}" if v >= 0.01 else "" for v in p],
+            textposition="outside",
+            hovertemplate="digit %{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", title="probability")
+    fig.update_xaxes(title="digit", type="category")
+    return _layout(fig, height=280)
+
+
+def counts_figure(counts: Mapping[int, int] | Sequence[int], *, title: str = "Digits per class"):
+    """A bar per digit with its count."""
+    items = sorted(counts.items()) if isinstance(counts, Mapping) else list(enumerate(counts))
+    fig = go.Figure(
+        go.Bar(
+            x=[str(k) for k, _ in items],
+            y=[v for _, v in items],
+            text=[f"{v:,}" for _, v in items],
+            textposition="outside",
+            marker_color=ACCENT,
+        )
+    )
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="count")
+    return _layout(fig, title=title)
+
+
+def images_figure(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    cols: int = 3,
+    size: int = 110,
+    title: str | None = None,
+):
+    """A grid of grey images (n, h, w), white ink on black as MNIST stores it, with titles."""
+    imgs = np.asarray(images)
+    n = len(imgs)
+    cols = max(1, min(cols, n or 1))
+    rows = max(1, -(-n // cols))
+    titles = list(titles) if titles is not None else [""] * n
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles or None,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.12 / rows + 0.02,
+    )
+    for i, img in enumerate(imgs):
+        fig.add_trace(
+            go.Heatmap(
+                z=img,
+                colorscale="gray",
+                showscale=False,
+                zmin=0,
+                zmax=1.0 if img.dtype.kind == "f" else 255,
+                hovertemplate="x %{x}, y %{y}: %{z}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    for k in range(2, n + 1):  # square pixels in every panel, not only the first
+        fig.update_yaxes(scaleanchor=f"x{k}", row=(k - 1) // cols + 1, col=(k - 1) % cols + 1)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title=title, height=int(rows * size + (40 if title else 20)))
+
+
+def image_figure(image: np.ndarray, *, title: str | None = None, size: int = 280):
+    """One 28x28 image, enlarged so each pixel is a visible square."""
+    return images_figure(np.asarray(image)[None], [title or ""], cols=1, size=size)

@@ -1,0 +1,31 @@
+"""Shared fixtures: a private DIGITLAB_HOME and small slices of real digits (no mocks)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("DIGITLAB_OFFLINE", "1")  # never wait on a download in tests
+
+
+@pytest.fixture(autouse=True)
+def digitlab_home(tmp_path, monkeypatch):
+    """Every test gets an empty DIGITLAB_HOME, so nothing touches ~/.digitlab."""
+    home = tmp_path / "digitlab-home"
+    monkeypatch.setenv("DIGITLAB_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def offline_digits():
+    """The 5,000-digit offline MNIST subset (real digits, no network), loaded once."""
+    from digitlab.data import offline_subset
+
+    return offline_subset()
+
+
+@pytest.fixture(scope="session")
+def tiny_digits(offline_digits):
+    """600 train / 200 test real digits: enough for a model to learn something in a second."""
+    return offline_digits.take(600, 200)

@@ -1,0 +1,72 @@
+"""digitlab.charts: each figure carries exactly the data it was given, in the tutorial's colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from digitlab import charts
+
+HISTORY = [
+    {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85},
+    {"epoch": 2, "loss": 0.3, "accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.88},
+]
+
+
+def test_history_figure_train_and_validation():
+    fig = charts.history_figure(HISTORY, metric="accuracy", epochs=5)
+    assert isinstance(fig, go.Figure)
+    train, val = fig.data
+    assert list(train.y) == [0.8, 0.9] and list(val.y) == [0.85, 0.88]
+    assert train.line.color == charts.TRAIN and val.line.color == charts.TEST
+    assert fig.layout.xaxis.range[1] >= 5  # room for the planned epochs
+    no_val = charts.history_figure([{"epoch": 1, "loss": 0.5}], metric="loss")
+    assert len(no_val.data) == 1
+    assert len(charts.history_figure([], metric="loss").data) == 1  # empty run: no crash
+
+
+def test_fold_curves_red_train_green_test():
+    hist = {k: {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]} for k in (1, 2, 3)}
+    fig = charts.fold_curves_figure(hist, metric="loss")
+    assert len(fig.data) == 6
+    assert [t.line.color for t in fig.data] == [charts.TRAIN, charts.TEST] * 3
+    assert sum(bool(t.showlegend) for t in fig.data) == 2  # one legend entry per colour
+
+
+def test_box_figure_side_by_side():
+    fig = charts.box_figure(
+        {"fresh model per fold": [0.97, 0.98], "reused model": [0.98, 0.99, 1.0]}
+    )
+    assert [t.type for t in fig.data] == ["box", "box"]
+    assert [t.name for t in fig.data] == ["fresh model per fold", "reused model"]
+    assert list(fig.data[1].y) == [0.98, 0.99, 1.0]
+
+
+def test_confusion_figure_keeps_counts():
+    m = np.arange(100).reshape(10, 10)
+    fig = charts.confusion_figure(m)
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), m)
+    assert fig.layout.yaxis.autorange == "reversed"  # digit 0 at the top, as a table reads
+
+
+def test_probability_figure_highlights_top():
+    p = np.full(10, 0.02)
+    p[7] = 0.82
+    fig = charts.probability_figure(p)
+    colours = list(fig.data[0].marker.color)
+    assert colours[7] == charts.TEST and len(set(colours)) == 2
+    assert fig.data[0].text[7] == "82%"
+
+
+def test_counts_and_images():
+    fig = charts.counts_figure({d: 10 * d for d in range(10)})
+    assert list(fig.data[0].y) == [10 * d for d in range(10)]
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    grid = charts.images_figure(imgs, [f"label {i}" for i in range(5)], cols=3)
+    assert len(grid.data) == 5
+    assert [a.text for a in grid.layout.annotations] == [f"label {i}" for i in range(5)]
+    np.testing.assert_array_equal(np.asarray(grid.data[4].z), imgs[4])
+    assert grid.data[0].zmax == 255
+    one = charts.image_figure(np.zeros((28, 28), "float32"), title="what the network sees")
+    assert len(one.data) == 1 and one.data[0].zmax == 1.0
+    assert len(charts.images_figure(np.zeros((0, 28, 28))).data) == 0
