@@ -90,10 +90,10 @@ def make_events_callback(
                 self.model.stop_training = True
 
         def on_train_batch_end(self, batch, logs=None):
-            if stop is not None and stop.is_set():
-                self.model.stop_training = True
             if on_event is not None:
                 on_event({"type": "batch", "batch": batch + 1, "batches": batches})
+            if stop is not None and stop.is_set():
+                self.model.stop_training = True  # Keras 3 checks this after every batch
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -116,7 +116,8 @@ def fit_inputs(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
         return {"x": x, "y": y, "batch_size": cfg.batch_size, "shuffle": True}
     from digitlab.augment import augmented_dataset
 
-    return {"x": augmented_dataset(x, y, batch_size=cfg.batch_size, seed=cfg.seed)}
+    data = augmented_dataset(x, y, batch_size=cfg.batch_size, seed=cfg.seed)
+    return {"x": data, "shuffle": False}  # the dataset reshuffles itself every epoch
 
 
 def train(

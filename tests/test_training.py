@@ -1,0 +1,115 @@
+"""digitlab.training: events, stop within a batch, seeds, and the tutorial's accuracy on MNIST."""
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab.data import load_mnist
+from digitlab.models import ModelConfig, predict_proba
+from digitlab.training import TrainConfig, TrainingError, predictions, train
+
+MNIST = os.environ.get("DIGITLAB_MNIST")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    os.environ.setdefault("DIGITLAB_OFFLINE", "1")
+    if MNIST and Path(MNIST).exists():
+        return load_mnist(MNIST).take(2000, 500)
+    os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras"))
+    return load_mnist(None).take(2000, 500)
+
+
+def test_events_history_and_test_score(small):
+    events = []
+    result = train(
+        small,
+        model_config=ModelConfig(hidden_units=128),
+        train_config=TrainConfig(epochs=3, batch_size=64),
+        on_event=events.append,
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "test"
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for e in epochs:
+        assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(e)
+    batches = [e for e in events if e["type"] == "batch"]
+    assert len(batches) == 3 * events[0]["batches"]  # 1800 train digits / 64 = 29 per epoch
+    assert events[0]["n_train"] == 1800 and events[0]["n_val"] == 200
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    assert result.test_accuracy > 0.8 and not result.stopped
+    assert result.history == [{k: v for k, v in e.items() if k != "type"} for e in epochs]
+    acc = (predictions(result.model, small.x_test) == small.y_test).mean()
+    assert abs(acc - result.test_accuracy) < 1e-6
+
+
+def test_stop_is_honoured_within_one_batch(small):
+    stop = threading.Event()
+    seen = []
+
+    def on_event(e):
+        if e["type"] == "batch":
+            seen.append(e["batch"])
+            if len(seen) == 5:
+                stop.set()
+
+    result = train(
+        small,
+        model_config=ModelConfig(hidden_units=64),
+        train_config=TrainConfig(epochs=4, batch_size=32),
+        on_event=on_event,
+        stop=stop,
+    )
+    assert len(seen) == 5  # no batch ran after the one during which stop was asked
+    assert result.stopped and len(result.history) == 1 and result.history[0]["partial"]
+    probs = predict_proba(result.model, small.x_test[:3] / 255.0)  # the partial model is usable
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert result.test_accuracy is not None
+
+
+def test_seed_makes_runs_repeatable(small):
+    cfg = TrainConfig(epochs=1, batch_size=128, seed=7)
+    a = train(small, model_config=ModelConfig(hidden_units=32), train_config=cfg)
+    b = train(small, model_config=ModelConfig(hidden_units=32), train_config=cfg)
+    assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-6)
+
+
+def test_no_validation_is_the_tutorial_run(small):
+    events = []
+    result = train(
+        small,
+        model_config=ModelConfig(hidden_units=32),
+        train_config=TrainConfig(epochs=1, validation_fraction=0.0),
+        on_event=events.append,
+    )
+    assert events[0]["n_train"] == 2000 and "val_loss" not in result.history[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"epochs": 0}, "Epochs"),
+        ({"batch_size": 0}, "batch size"),
+        ({"validation_fraction": 0.95}, "validation"),
+    ],
+)
+def test_settings_out_of_range(kwargs, words):
+    with pytest.raises(TrainingError, match=f"(?i){words}"):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (MNIST and Path(MNIST).exists()), reason="full MNIST: set DIGITLAB_MNIST")
+def test_tutorial_accuracy_on_full_mnist():
+    """The tutorial's network, 5 epochs, batch 128, all 60,000 digits: test accuracy >= 0.975."""
+    result = train(
+        load_mnist(MNIST),
+        model_config=ModelConfig(),
+        train_config=TrainConfig(epochs=5, batch_size=128, validation_fraction=0.0, seed=0),
+    )
+    assert result.test_accuracy >= 0.975, result.test_accuracy
+    assert result.history[-1]["accuracy"] > 0.985  # the tutorial's train accuracy is about 0.989
