@@ -1,0 +1,114 @@
+"""Shared helpers for the bench scripts: data, machine facts, interleaved timing, tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: bench/xxx.py
+
+
+def full_mnist():
+    """Full MNIST from $DIGITLAB_MNIST; exits with one clear sentence when it is not set."""
+    from digitlab.data import load_mnist
+
+    path = os.environ.get("DIGITLAB_MNIST")
+    if not path:
+        sys.exit("Set DIGITLAB_MNIST to the full mnist.npz (e.g. /work/shared/data/mnist.npz).")
+    digits = load_mnist(path)
+    if digits.kind != "full":
+        sys.exit(f"{path} is not the full 60,000/10,000 MNIST; the targets are stated for it.")
+    return digits
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(*, tensorflow: bool = True) -> str:
+    """One line: CPU model, cores, load, Python, numpy and (optionally) TensorFlow/Keras versions."""
+    parts = [f"{cpu_model()}, {os.cpu_count()} cores", f"load {os.getloadavg()[0]:.1f}"]
+    parts.append(f"Python {platform.python_version()}, numpy {np.__version__}")
+    if tensorflow:
+        import keras
+        import tensorflow as tf
+
+        parts.append(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    return "; ".join(parts)
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 7) -> float:
+    """The machine's float32 matrix-multiply rate (numpy/OpenBLAS, all cores), median GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype="float32")
+    b = rng.random((n, n), dtype="float32")
+    a @ b  # warm-up: threads and caches
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / float(np.median(times)) / 1e9
+
+
+def interleaved(
+    variants: dict[str, Callable[[], dict]], *, rounds: int, log=print
+) -> dict[str, list[dict]]:
+    """Run every variant once per round, in turn (A, B, A, B, ...), so load noise hits all alike.
+
+    Each variant returns a dict of measurements; the result maps name -> one dict per round.
+    """
+    out: dict[str, list[dict]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name, fn in variants.items():
+            row = fn()
+            out[name].append(row)
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
+            log(f"  round {r + 1}/{rounds} {name}: {shown}")
+    return out
+
+
+def median(rows: list[dict], key: str) -> float:
+    return float(np.median([row[key] for row in rows]))
+
+
+def ratios(a: list[dict], b: list[dict], key: str) -> float:
+    """Median of per-round ratios a[key] / b[key]: each ratio from runs side by side."""
+    return float(np.median([x[key] / y[key] for x, y in zip(a, b, strict=True)]))
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table, ready to paste into BENCHMARKS.md."""
+
+    def cell(v) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    """The command that reproduces this run, as BENCHMARKS.md quotes it."""
+    args = " ".join(sys.argv[1:])
+    script = os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1])
+    return f"DIGITLAB_MNIST={os.environ.get('DIGITLAB_MNIST', '...')} .venv/bin/python {script} {args}".strip()
