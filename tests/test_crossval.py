@@ -1,0 +1,112 @@
+"""digitlab.crossval: scikit-learn's splits, a fresh model per fold, and the tutorial's leak."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from digitlab.crossval import (
+    CrossValError,
+    CVResult,
+    SerialExecutor,
+    cross_validate,
+    make_tasks,
+)
+from digitlab.data import load_mnist
+from digitlab.models import ModelConfig
+
+SMALL = ModelConfig(hidden_units=128, jit_compile=False)  # no XLA compile per tiny fold
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    os.environ.setdefault("DIGITLAB_OFFLINE", "1")
+    mnist = os.environ.get("DIGITLAB_MNIST")
+    if not (mnist and os.path.exists(mnist)):
+        os.environ["KERAS_HOME"] = str(tmp_path_factory.mktemp("keras"))
+        mnist = None
+    return load_mnist(mnist).take(1200, 100)
+
+
+def test_folds_are_sklearns_kfold():
+    tasks = make_tasks(
+        100, model_config=SMALL, n_splits=5, epochs=1, batch_size=32, random_state=1, seed=0
+    )
+    reference = KFold(n_splits=5, shuffle=True, random_state=1).split(np.zeros(100))
+    for task, (train_ix, test_ix) in zip(tasks, reference, strict=True):
+        np.testing.assert_array_equal(task.train_index, train_ix)
+        np.testing.assert_array_equal(task.test_index, test_ix)
+    assert [t.seed for t in tasks] == [0, 1, 2, 3, 4]  # a different fresh initialisation per fold
+
+
+def test_fresh_versus_reused_model_shows_the_leak(digits):
+    events = []
+    kwargs = dict(
+        model_config=SMALL, n_splits=3, epochs=4, batch_size=32, executor=SerialExecutor()
+    )
+    fresh = cross_validate(digits.x_train, digits.y_train, on_event=events.append, **kwargs)
+    reused = cross_validate(digits.x_train, digits.y_train, reuse_model=True, **kwargs)
+
+    assert [f.fold for f in fresh.folds] == [1, 2, 3]
+    assert all(f.n_train == 800 and f.n_test == 400 for f in fresh.folds)
+    assert fresh.mean == pytest.approx(np.mean([f.accuracy for f in fresh.folds]))
+    assert fresh.std == pytest.approx(np.std([f.accuracy for f in fresh.folds]))
+    for f in fresh.folds:
+        assert len(f.history["loss"]) == 4 and len(f.history["val_accuracy"]) == 4
+        assert f.accuracy == pytest.approx(f.history["val_accuracy"][-1], abs=1e-6)
+    ends = [e for e in events if e["type"] == "fold_end"]
+    assert [e["fold"] for e in ends] == [1, 2, 3]
+    assert {e["fold"] for e in events if e["type"] == "epoch"} == {1, 2, 3}
+
+    # Folds 2 and 3 of the reused network are tested on digits it already trained on.
+    assert reused.folds[0].accuracy == pytest.approx(fresh.folds[0].accuracy, abs=0.02)
+    assert min(f.accuracy for f in reused.folds[1:]) > max(f.accuracy for f in fresh.folds)
+    assert reused.mean > fresh.mean + 0.03
+
+
+def test_result_is_plain_data(digits):
+    result = cross_validate(
+        digits.x_train[:300],
+        digits.y_train[:300],
+        model_config=SMALL,
+        n_splits=2,
+        epochs=1,
+        batch_size=64,
+        executor=SerialExecutor(),
+    )
+    again = CVResult.from_dict(result.to_dict())
+    assert again.mean == result.mean and again.folds[1].history == result.folds[1].history
+    assert result.to_dict()["std"] == result.std
+
+
+def test_stop_ends_early(digits):
+    stop = threading.Event()
+
+    def on_event(e):
+        if e["type"] == "epoch":
+            stop.set()
+
+    result = cross_validate(
+        digits.x_train,
+        digits.y_train,
+        model_config=SMALL,
+        n_splits=3,
+        epochs=3,
+        batch_size=64,
+        executor=SerialExecutor(),
+        on_event=on_event,
+        stop=stop,
+    )
+    assert result.stopped and len(result.folds) == 1 and result.folds[0].stopped
+
+
+@pytest.mark.parametrize(
+    "n, folds, words",
+    [(100, 1, "at least 2 folds"), (5, 6, "only 5"), (100, 0, "at least 2 folds")],
+)
+def test_settings_that_cannot_work(n, folds, words):
+    x, y = np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8)
+    with pytest.raises(CrossValError, match=words):
+        cross_validate(x, y, n_splits=folds)
