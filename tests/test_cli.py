@@ -1,0 +1,168 @@
+"""`python -m digitlab`: each command end to end on small real data, and one line for each bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.data import load_mnist
+
+
+def run(*args, env_extra=None, tmp_home=None):
+    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
+    env.update(DIGITLAB_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    if tmp_home is not None:
+        env.update(KERAS_HOME=str(tmp_home / "keras"), DIGITLAB_HOME=str(tmp_home / "home"))
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "digitlab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_one_clear_line(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("digitlab: error:")]
+    assert len(errors) == 1, proc.stderr
+    for w in words:
+        assert w in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained through the CLI on the offline subset, saved to a .keras file."""
+    tmp = tmp_path_factory.mktemp("cli")
+    model = tmp / "m.keras"
+    proc = run(
+        "train",
+        "--limit",
+        1500,
+        "--epochs",
+        3,
+        "--hidden-units",
+        128,
+        "--save",
+        model,
+        "--json",
+        tmp_home=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return tmp, model, proc
+
+
+def test_train_json_and_save(trained):
+    tmp, model, proc = trained
+    out = last_json(proc.stdout)
+    assert {"test_accuracy", "test_loss", "history", "seconds"} <= set(out)
+    assert len(out["history"]) == 3 and out["test_accuracy"] > 0.7
+    assert "epoch 3/3" in proc.stderr and "offline subset" in proc.stderr
+    assert model.is_file()
+
+
+def test_predict_an_image(trained, tmp_path):
+    tmp, model, _ = trained
+    digits = load_mnist()
+    # A test digit as a person's scan: dark ink on white paper, 4x larger.
+    i = int(np.flatnonzero(digits.y_test == 0)[0])
+    img = Image.fromarray(255 - digits.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR)
+    img.save(tmp_path / "zero.png")
+    proc = run("predict", tmp_path / "zero.png", "--model", model, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = last_json(proc.stdout)
+    assert abs(sum(out["probabilities"]) - 1) < 1e-4 and out["digit"] == 0
+
+
+def test_kfold_json(tmp_path):
+    proc = run(
+        "kfold",
+        "--limit",
+        400,
+        "--folds",
+        2,
+        "--epochs",
+        1,
+        "--hidden-units",
+        32,
+        "--json",
+        tmp_home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = last_json(proc.stdout)
+    assert len(out["folds"]) == 2 and 0 <= out["mean"] <= 1 and "std" in out
+    assert "Accuracy: mean=" in proc.stderr
+
+
+def test_reproduce_offline_says_so(tmp_path):
+    proc = run(
+        "reproduce", "--limit", 600, "--epochs", 1, "--folds", 2, "--json", tmp_home=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "offline subset" in proc.stderr and "Tutorial vs DigitLab" in proc.stderr
+    assert "Total params: 407,050" in proc.stderr  # the tutorial's network summary
+    out = last_json(proc.stdout)
+    assert out["data_kind"] == "custom" or out["data_kind"] == "subset"
+    assert len(out["fresh_folds"]) == 2 and len(out["reused_folds"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("train", "--data", "/no/such.npz"), ["/no/such.npz", "no such file"]),
+        (("train", "--epochs", 0, "--limit", 100), ["Epochs must be 1..200"]),
+        (("train", "--hidden-units", -3, "--limit", 100), ["Hidden units"]),
+        (("train", "--dropout", 1.5, "--limit", 100), ["Dropout"]),
+        (("train", "--epochs", "many"), ["invalid int value"]),
+        (("kfold", "--folds", 1), ["at least 2"]),
+        (("kfold", "--folds", 500, "--limit", 100, "--epochs", 1), ["500 folds", "only 100"]),
+        (("predict", "/no/such.png", "--model", "/no/m.keras"), ["no such image"]),
+        (("frobnicate",), ["invalid choice"]),
+    ],
+    ids=[
+        "data",
+        "epochs",
+        "units",
+        "dropout",
+        "epochs-type",
+        "folds",
+        "folds-samples",
+        "image",
+        "command",
+    ],
+)
+def test_bad_arguments(args, words, tmp_path):
+    assert_one_clear_line(run(*args, tmp_home=tmp_path), *words)
+
+
+def test_bad_dataset_file(tmp_path):
+    (tmp_path / "bad.npz").write_text("not numbers")
+    assert_one_clear_line(run("train", "--data", tmp_path / "bad.npz"), "bad.npz")
+
+
+def test_predict_with_bad_model_and_image(tmp_path):
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save(tmp_path / "blank.png")
+    (tmp_path / "fake.keras").write_text("hello")
+    (tmp_path / "fake.png").write_text("hello")
+    img = tmp_path / "digit.png"
+    canvas = np.zeros((100, 100), np.uint8)
+    canvas[20:80, 45:55] = 255
+    Image.fromarray(canvas).save(img)
+    assert_one_clear_line(run("predict", img, "--model", tmp_path / "fake.keras"), "not a .keras")
+    assert_one_clear_line(
+        run("predict", tmp_path / "fake.png", "--model", tmp_path / "fake.keras"),
+        "not a readable image",
+    )
+    assert_one_clear_line(
+        run("predict", tmp_path / "blank.png", "--model", tmp_path / "fake.keras"), "blank.png"
+    )
