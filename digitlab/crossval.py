@@ -200,6 +200,7 @@ class SerialExecutor:
 
 # Worker-process globals, set once per worker by _init_worker (the data travels once, not per fold).
 _W: dict[str, Any] = {}
+_CLOSED = "_fold_closed"  # a worker's last word on a fold: every event of that fold has been sent
 
 
 def _init_worker(images, labels, threads, events, stop):
@@ -213,14 +214,22 @@ def _init_worker(images, labels, threads, events, stop):
 
 def _run_fold_in_worker(task: FoldTask) -> FoldResult:
     events = _W["events"]
-    return run_fold(task, _W["images"], _W["labels"], on_event=events.put, stop=_W["stop"])
+    try:
+        return run_fold(task, _W["images"], _W["labels"], on_event=events.put, stop=_W["stop"])
+    finally:
+        events.put({"type": _CLOSED, "fold": task.fold})
 
 
 class ProcessExecutor:
-    """Folds in parallel worker processes (concurrent.futures), each with its own TensorFlow.
+    """Folds in parallel worker processes (concurrent.futures, spawn), each with its own TensorFlow.
 
-    Events from the workers come back through a queue and reach on_event in this process, so a
-    page's live progress works the same as with SerialExecutor.
+    Events from the workers come back through a multiprocessing queue and reach on_event in this
+    process, so a page's live progress works the same as with SerialExecutor; a stop request
+    reaches every worker through a multiprocessing Event (shared memory: a batch's check costs
+    no round trip) and cancels the folds not yet started.
+
+    workers: processes at once (default: one per core). threads_per_worker: TensorFlow intra-op
+    threads in each (default: cores // workers, so the processes do not fight over the cores).
     """
 
     def __init__(self, workers: int | None = None, *, threads_per_worker: int | None = None):
@@ -232,38 +241,51 @@ class ProcessExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, wait
 
+        if not tasks:
+            return []
         ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
-        with ctx.Manager() as manager:
-            events, remote_stop = manager.Queue(), manager.Event()
-            with ProcessPoolExecutor(
-                max_workers=min(self.workers, len(tasks)),
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(images, labels, self.threads, events, remote_stop),
-            ) as pool:
-                futures = [pool.submit(_run_fold_in_worker, t) for t in tasks]
-                pending = set(futures)
-                while pending:
-                    if stop is not None and stop.is_set():
-                        remote_stop.set()
-                        for f in pending:
-                            f.cancel()
-                    _drain(events, on_event, timeout=0.2)
-                    _, pending = wait(pending, timeout=0)
-                _drain(events, on_event, timeout=0)
-                results = [f.result() for f in futures if not f.cancelled()]
+        events, remote_stop = ctx.Queue(), ctx.Event()
+        with ProcessPoolExecutor(
+            max_workers=min(self.workers, len(tasks)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(images, labels, self.threads, events, remote_stop),
+        ) as pool:
+            futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
+            pending = set(futures)
+            open_folds = set(futures.values())  # folds whose closing word has not come yet
+            deadline = None
+            while open_folds:
+                if stop is not None and stop.is_set() and not remote_stop.is_set():
+                    remote_stop.set()
+                    for f in pending:
+                        f.cancel()
+                open_folds -= _drain(events, on_event, timeout=0.1)
+                _, pending = wait(pending, timeout=0)
+                if not pending:  # cancelled folds say nothing; a crashed worker neither
+                    open_folds -= {fold for f, fold in futures.items() if f.cancelled()}
+                    deadline = deadline or time.monotonic() + 10.0
+                    if time.monotonic() > deadline:
+                        break
+            results = [f.result() for f in futures if not f.cancelled()]
+        events.close()
         return sorted(results, key=lambda r: r.fold)
 
 
-def _drain(events, on_event, *, timeout: float) -> None:
+def _drain(events, on_event, *, timeout: float) -> set[int]:
+    """Pass queued events to on_event; return the folds whose closing word arrived."""
+    closed = set()
     try:
-        event = events.get(timeout=timeout) if timeout else events.get_nowait()
+        event = events.get(timeout=timeout)
         while True:
-            if on_event is not None:
+            if event.get("type") == _CLOSED:
+                closed.add(event["fold"])
+            elif on_event is not None:
                 on_event(event)
             event = events.get_nowait()
     except queue.Empty:
         pass
+    return closed
 
 
 def default_executor(n_samples: int, n_splits: int) -> FoldExecutor:
