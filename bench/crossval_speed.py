@@ -1,0 +1,135 @@
+"""Cross-validation speed: folds one after another against folds in parallel worker processes.
+
+5-fold cross-validation of the default model on all 60,000 training digits, 5 epochs, batch 128,
+run with SerialExecutor and with ProcessExecutor (what default_executor picks on this machine),
+interleaved (serial, parallel, serial, ...). Prints one table and a summary line: the speed-up,
+the fold accuracies of both, and the events that reached the caller's on_event.
+
+    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/crossval_speed.py [--rounds 1] [--epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+
+import numpy as np
+from _common import command_line, full_mnist, interleaved, machine, median, met, ratios, table
+
+TARGET_SPEEDUP = 1.5
+TOLERANCE_PT = 0.3  # mean fold accuracy: parallel within this of serial ("within noise")
+
+
+def run(digits, executor, *, epochs: int, folds: int) -> dict:
+    from digitlab.crossval import cross_validate
+
+    kinds: Counter = Counter()
+    t0 = time.perf_counter()
+    result = cross_validate(
+        digits.x_train,
+        digits.y_train,
+        n_splits=folds,
+        epochs=epochs,
+        executor=executor,
+        on_event=lambda e: kinds.update([e["type"]]),
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "mean": result.mean,
+        "accuracies": result.accuracies.tolist(),
+        "events": dict(kinds),
+        "workers": result.workers,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument(
+        "--workers", type=int, default=None, help="ProcessExecutor workers (default: as chosen)"
+    )
+    ap.add_argument("--threads", type=int, default=None, help="TensorFlow threads per worker")
+    args = ap.parse_args()
+    from digitlab.crossval import ProcessExecutor, SerialExecutor, default_executor
+
+    digits = full_mnist()
+    print(f"machine: {machine()}")
+    if args.workers or args.threads:
+        parallel = ProcessExecutor(args.workers, threads_per_worker=args.threads)
+    else:
+        parallel = default_executor(len(digits.x_train), args.folds)
+    name = f"parallel ({type(parallel).__name__}, {parallel.workers} workers x {getattr(parallel, 'threads', '?')} threads)"
+    runs = interleaved(
+        {
+            "serial (SerialExecutor)": lambda: run(
+                digits, SerialExecutor(), epochs=args.epochs, folds=args.folds
+            ),
+            name: lambda: run(digits, parallel, epochs=args.epochs, folds=args.folds),
+        },
+        rounds=args.rounds,
+    )
+    serial, par = runs["serial (SerialExecutor)"], runs[name]
+    speedup = ratios(serial, par, "seconds")
+    diff_pt = 100 * (median(par, "mean") - median(serial, "mean"))
+    fold_diff_pt = 100 * max(
+        abs(a - b)
+        for s, p in zip(serial, par, strict=True)
+        for a, b in zip(s["accuracies"], p["accuracies"], strict=True)
+    )
+    batches = (
+        args.folds * args.epochs * -(-len(digits.x_train) * (args.folds - 1) // args.folds // 128)
+    )
+    rows = []
+    for label, r in runs.items():
+        accs = r[-1]["accuracies"]
+        ev = r[-1]["events"]
+        rows.append(
+            [
+                label,
+                median(r, "seconds"),
+                f"{ratios(serial, r, 'seconds'):.2f}x",
+                " ".join(f"{a:.4f}" for a in accs),
+                f"{np.mean(accs):.4f} +- {np.std(accs):.4f}",
+                f"{ev.get('epoch', 0)} epoch, {ev.get('batch', 0)} batch ({batches} expected)",
+            ]
+        )
+    print()
+    print(
+        table(
+            ["run", "seconds", "speed-up", "fold accuracies", "mean +- std", "events at on_event"],
+            rows,
+        )
+    )
+    print()
+    print(
+        table(
+            ["measure", "value", "target", "met/missed"],
+            [
+                [
+                    f"{args.folds} folds x {args.epochs} epochs, serial / parallel time",
+                    f"{speedup:.2f}x",
+                    f">= {TARGET_SPEEDUP:g}x",
+                    met(speedup >= TARGET_SPEEDUP),
+                ],
+                [
+                    "mean fold accuracy, parallel - serial",
+                    f"{diff_pt:+.2f} pt (largest fold difference {fold_diff_pt:.2f} pt)",
+                    f"within +-{TOLERANCE_PT:g} pt",
+                    met(abs(diff_pt) <= TOLERANCE_PT),
+                ],
+            ],
+        )
+    )
+    print(f"\ncommand: {command_line()}  ({args.rounds} rounds, medians)")
+    print(
+        f"SUMMARY crossval_speed: parallel {speedup:.2f}x serial ({met(speedup >= TARGET_SPEEDUP)}),"
+        f" mean accuracy {diff_pt:+.2f} pt ({met(abs(diff_pt) <= TOLERANCE_PT)})"
+    )
+
+
+if __name__ == "__main__":
+    main()

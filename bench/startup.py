@@ -1,0 +1,187 @@
+"""Start-up and memory: `streamlit run streamlit_app.py` to the home page in Chromium, then RSS.
+
+Each round starts a fresh server and measures the time from launching it to the home page's
+"Train a network" link being visible in a real browser (Chromium through playwright, already
+running, so its own start is not counted). Then the resident memory of the server and its
+children (/proc VmRSS) after one browser session, and after ten (ten browser contexts, each a
+Streamlit session; the dataset is held once through st.cache_resource).
+
+    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/startup.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import command_line, full_mnist, machine, met, table
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOME_MARK = "Train a network"  # a page link on the home page, drawn after the title
+TARGET_FIRST_S = 5.0
+TARGET_TEN_OVER_ONE = 1.5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total_kb, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+def open_session(browser, url: str, *, deadline: float):
+    """A new browser context (a new Streamlit session) showing the home page; returns the page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    while True:
+        try:
+            page.goto(url, wait_until="domcontentloaded", timeout=5000)
+            break
+        except Exception:  # the server is not listening yet
+            if time.perf_counter() > deadline:
+                raise
+            time.sleep(0.05)
+    page.get_by_text(HOME_MARK).first.wait_for(
+        state="visible", timeout=max(1000, 1000 * (deadline - time.perf_counter()))
+    )
+    return page
+
+
+def settle_rss(pid: int, seconds: float = 3.0) -> float:
+    """RSS after the server has had a moment to finish the session's work."""
+    time.sleep(seconds)
+    return tree_rss_mb(pid)
+
+
+def one_round(browser, *, sessions: int) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    cmd = [
+        str(ROOT / ".venv/bin/streamlit"),
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    env = {**os.environ, "DIGITLAB_HOME": str(ROOT / "artifacts" / "bench-home")}
+    t0 = time.perf_counter()
+    server = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        page = open_session(browser, url, deadline=t0 + 120)
+        first_s = time.perf_counter() - t0
+        one_mb = settle_rss(server.pid)
+        pages = [page]
+        for _ in range(sessions - 1):
+            pages.append(open_session(browser, url, deadline=time.perf_counter() + 120))
+        ten_mb = settle_rss(server.pid)
+        for p in pages:
+            p.context.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {"first_s": first_s, "one_mb": one_mb, "ten_mb": ten_mb}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sessions", type=int, default=10)
+    args = ap.parse_args()
+    full_mnist()  # fail early, with one sentence, when DIGITLAB_MNIST is not set
+    if not (ROOT / "streamlit_app.py").is_file():
+        sys.exit("streamlit_app.py is not there yet: nothing to start.")
+    print(f"machine: {machine(tensorflow=False)}")
+    from playwright.sync_api import sync_playwright
+
+    runs = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        for r in range(args.rounds):
+            runs.append(one_round(browser, sessions=args.sessions))
+            print(
+                f"  round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{k}={v:.3g}" for k, v in runs[-1].items())
+            )
+        browser.close()
+
+    first = float(np.median([r["first_s"] for r in runs]))
+    one = float(np.median([r["one_mb"] for r in runs]))
+    ten = float(np.median([r["ten_mb"] for r in runs]))
+    ratio = float(np.median([r["ten_mb"] / r["one_mb"] for r in runs]))
+    print()
+    print(
+        table(
+            ["measure", "value", "target", "met/missed"],
+            [
+                [
+                    "first page visible after `streamlit run`",
+                    f"{first:.2f} s",
+                    f"<= {TARGET_FIRST_S:g} s",
+                    met(first <= TARGET_FIRST_S),
+                ],
+                ["server RSS, 1 session", f"{one:.0f} MB", "", ""],
+                [f"server RSS, {args.sessions} sessions", f"{ten:.0f} MB", "", ""],
+                [
+                    f"{args.sessions} sessions / 1 session",
+                    f"{ratio:.2f}x",
+                    f"< {TARGET_TEN_OVER_ONE:g}x",
+                    met(ratio < TARGET_TEN_OVER_ONE),
+                ],
+            ],
+        )
+    )
+    print(f"\ncommand: {command_line()}  ({args.rounds} rounds, medians)")
+    print(
+        f"SUMMARY startup: first page {first:.2f} s ({met(first <= TARGET_FIRST_S)}),"
+        f" {args.sessions} sessions {ratio:.2f}x the memory of one ({met(ratio < TARGET_TEN_OVER_ONE)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
