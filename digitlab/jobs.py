@@ -340,3 +340,83 @@ def manager() -> JobManager:
         if _manager is None:
             _manager = JobManager()
         return _manager
+
+
+# ---------------------------------------------------------------------------------------------
+# The work the app runs as jobs: data and settings bound, ready for JobManager.submit.
+
+
+def training_work(digits, *, model_config, train_config) -> Work:
+    """One training run (digitlab.training.train); the job's result is the TrainResult."""
+
+    def work(on_event, stop):
+        from digitlab.training import train
+
+        return train(
+            digits,
+            model_config=model_config,
+            train_config=train_config,
+            on_event=on_event,
+            stop=stop,
+        )
+
+    return work
+
+
+def crossval_work(
+    images,
+    labels,
+    *,
+    model_config,
+    n_splits: int = 5,
+    epochs: int = 5,
+    batch_size: int = 128,
+    with_reused: bool = False,
+    data_source: str = "",
+    save: bool = True,
+) -> Work:
+    """k-fold with a fresh model per fold, then (with_reused) the tutorial's reused model.
+
+    Events carry "variant" ("fresh" or "reused") besides "fold"; one "start" event covers both
+    runs, so progress and ETA span the whole job. The result: {"fresh": CVResult, "reused":
+    CVResult | None, "names": stored names}; with save, both are kept in digitlab.store and the
+    fresh one names its reused partner in meta["pair"].
+    """
+
+    def work(on_event, stop):
+        from digitlab import store
+        from digitlab.crossval import cross_validate
+
+        variants = ["fresh", "reused"] if with_reused else ["fresh"]
+        on_event({"type": "start", "folds": n_splits * len(variants), "epochs": epochs})
+        out = {"fresh": None, "reused": None, "names": {}}
+        for variant in variants:
+            if stop.is_set():
+                break
+
+            def tagged(event, variant=variant):
+                if event.get("type") != "start":
+                    on_event({**event, "variant": variant})
+
+            out[variant] = cross_validate(
+                images,
+                labels,
+                model_config=model_config,
+                n_splits=n_splits,
+                epochs=epochs,
+                batch_size=batch_size,
+                reuse_model=variant == "reused",
+                on_event=tagged,
+                stop=stop,
+                data_source=data_source,
+            )
+        if save:
+            if out["reused"] is not None and out["reused"].folds:
+                out["names"]["reused"] = store.save_cv(out["reused"].to_dict())
+            if out["fresh"] is not None and out["fresh"].folds:
+                if "reused" in out["names"]:
+                    out["fresh"].meta["pair"] = out["names"]["reused"]
+                out["names"]["fresh"] = store.save_cv(out["fresh"].to_dict())
+        return out
+
+    return work

@@ -1,0 +1,127 @@
+"""Job panels for pages: submit with this session as owner, heartbeats, progress, stop, outcome."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from digitlab import jobs
+from digitlab.ui import state
+
+
+def submit(key: str, work, *, kind: str, label: str) -> jobs.Job:
+    """Run work as a background job owned by this session; its handle goes to session_state[key]."""
+    job = jobs.manager().submit(work, kind=kind, label=label, owner=st.session_state["session_id"])
+    st.session_state[key] = job
+    return job
+
+
+def my_jobs(*, active: bool = True) -> list[jobs.Job]:
+    return jobs.manager().jobs(owner=st.session_state.get("session_id"), active=active)
+
+
+def heartbeat() -> None:
+    """Tell the reaper this session is still here (called by every page's fragments)."""
+    for job in my_jobs():
+        job.heartbeat()
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "estimating time left"
+    if s < 60:
+        return f"about {max(1, round(s))} s left"
+    return f"about {s / 60:.0f} min left"
+
+
+def progress_text(job: jobs.Job) -> str:
+    p = job.progress
+    epochs = p.of_type("epoch")
+    if job.kind == "cv":
+        ended = p.of_type("fold_end")
+        starts = p.of_type("fold_start")
+        fold = starts[-1] if starts else {}
+        variant = " (reused model)" if fold.get("variant") == "reused" else ""
+        done_in_fold = sum(
+            1
+            for e in epochs
+            if e.get("fold") == fold.get("fold") and e.get("variant") == fold.get("variant")
+        )
+        head = f"Fold {fold.get('fold', 1)}{variant}, epoch {min(done_in_fold + 1, p.epochs or 1)} of {p.epochs or '?'}"
+        head += f" · {len(ended)} of {p.folds} folds done"
+    else:
+        head = f"Epoch {min(len(epochs) + 1, p.epochs or 1)} of {p.epochs or '?'}"
+    if p.batch:
+        head += f" · batch {p.batch['batch']} of {p.batch['batches']}"
+    return f"{head} · {fmt_seconds(p.eta_s)}"
+
+
+def show_progress(job: jobs.Job, *, stop_key: str) -> None:
+    """Queue position or progress bar with epoch and ETA, and a Stop button."""
+    p = job.progress
+    if p.status == "queued":
+        counts = jobs.manager().counts()
+        st.info(
+            f"Waiting for a free slot: number {p.queue_position or 1} in the queue "
+            f"({counts['running']} run(s) going on this server, at most {jobs.manager().max_jobs} at once)."
+        )
+    elif p.status == "running":
+        if not p.epochs:
+            st.progress(0.0, text="Starting TensorFlow and building the model ...")
+        else:
+            st.progress(min(1.0, p.fraction), text=progress_text(job))
+    if not p.finished:
+        stopping = job.stop_event.is_set()
+        if st.button(
+            "Stopping ..." if stopping else "Stop",
+            key=stop_key,
+            disabled=stopping,
+            help="Ends the run within one batch and keeps what it learned so far.",
+        ):
+            job.stop()
+            st.rerun()
+
+
+def show_outcome(job: jobs.Job) -> None:
+    p = job.progress
+    if p.status == "failed":
+        st.error(p.error or "The run failed.")
+    elif p.status == "stopped":
+        st.warning(p.note or f"Stopped after {p.elapsed_s:.0f} s; what it learned so far is kept.")
+
+
+def absorb_finished() -> bool:
+    """A finished training run's model becomes this session's current model (once per job)."""
+    changed = False
+    for key in ("train_job", "quick_job"):
+        job = st.session_state.get(key)
+        if job is None or not job.progress.finished or job.id in st.session_state["absorbed_jobs"]:
+            continue
+        st.session_state["absorbed_jobs"] = (*st.session_state["absorbed_jobs"], job.id)
+        result = job.progress.result
+        if result is None or getattr(result, "model", None) is None:
+            continue
+        saved = None
+        if key == "quick_job":  # the Draw page's quick model is kept so the next visit finds it
+            from digitlab import store
+
+            saved = store.save_model(
+                result.model,
+                name="quick-mlp",
+                meta={
+                    "arch": result.model_config.arch,
+                    "description": result.model_config.describe(),
+                    "test_accuracy": result.test_accuracy,
+                    "test_loss": result.test_loss,
+                    "data_source": result.data_source,
+                },
+            ).name
+        state.set_current(
+            result.model,
+            name=saved or f"{result.model_config.arch}-run-{job.id}",
+            description=result.model_config.describe(),
+            test_accuracy=result.test_accuracy,
+            origin="trained here",
+            saved_as=saved,
+        )
+        changed = True
+    return changed

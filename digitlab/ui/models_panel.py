@@ -1,0 +1,109 @@
+"""The current model's actions: save to the store, download the .keras file, load saved or uploaded."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from digitlab import store
+from digitlab.models import ModelError, load_model_file
+from digitlab.ui import state
+
+
+def save_and_download() -> None:
+    cm = state.current()
+    if cm is None:
+        st.caption("No current model yet: train one above, or load one.")
+        return
+    st.markdown(f"Current model: **{cm.name}** · {cm.description}")
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    name = c1.text_input("Save as", value=cm.saved_as or cm.name, key=f"save_name_{id(cm)}")
+    if c2.button("Save", key="save_model"):
+        try:
+            entry = store.save_model(
+                cm.model,
+                name=name,
+                meta={
+                    "arch": cm.arch,
+                    "description": cm.description,
+                    "test_accuracy": cm.test_accuracy,
+                    "origin": cm.origin,
+                },
+            )
+        except (store.StoreError, OSError) as e:
+            st.error(f"Could not save the model: {e}")
+        else:
+            cm.saved_as = entry.name
+            st.success(f"Saved as {entry.name} in {entry.path.parent}.")
+    c3.download_button(
+        "Download .keras",
+        data=lambda: state.model_bytes(cm.model),
+        file_name=f"{cm.saved_as or cm.name}.keras",
+        mime="application/zip",
+        key="download_model",
+    )
+
+
+def load() -> None:
+    c1, c2 = st.columns(2)
+    with c1:
+        saved = store.list_models()
+        if not saved:
+            st.caption("No saved models yet.")
+        else:
+            names = [e.name for e in saved]
+            pick = st.selectbox(
+                "Saved models (newest first)",
+                names,
+                format_func=lambda n: saved[names.index(n)].label,
+                key="load_pick",
+            )
+            if st.button("Load", key="load_saved"):
+                try:
+                    with st.spinner("Loading the model ..."):
+                        model, entry = store.load_model(pick)
+                except (ModelError, store.StoreError) as e:
+                    st.error(str(e))
+                else:
+                    state.set_current(
+                        model,
+                        name=entry.name,
+                        description=entry.meta.get("description") or state.describe_model(model),
+                        test_accuracy=entry.meta.get("test_accuracy"),
+                        origin="saved",
+                        saved_as=entry.name,
+                    )
+                    st.rerun()
+    with c2:
+        up = st.file_uploader("Upload a .keras model", type=["keras"], key="upload_model")
+        if up is not None and st.session_state.get("uploaded_id") != up.file_id:
+            st.session_state["uploaded_id"] = up.file_id
+            try:
+                with st.spinner("Checking the model ..."):
+                    model = load_uploaded(up.name, up.getvalue())
+            except ModelError as e:
+                st.error(str(e))
+            else:
+                from digitlab import explore
+                from digitlab.data import normalise
+
+                digits = state.digits()
+                acc = explore.accuracy_on(model, normalise(digits.x_test), digits.y_test)
+                state.set_current(
+                    model,
+                    name=Path(up.name).stem,
+                    description=state.describe_model(model),
+                    test_accuracy=acc,
+                    origin="uploaded",
+                )
+                st.rerun()
+
+
+def load_uploaded(filename: str, data: bytes):
+    """An uploaded file -> checked Keras model (safe_mode=True); ModelError in one sentence."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / (store.safe_name(Path(filename).stem or "upload") + ".keras")
+        path.write_bytes(data)
+        return load_model_file(path)

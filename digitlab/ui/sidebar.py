@@ -1,0 +1,41 @@
+"""The sidebar every page shows: the data source with counts, the current model, running jobs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from digitlab.data import Digits
+from digitlab.ui import jobpanel, state
+
+
+def render(digits: Digits) -> None:
+    with st.sidebar:
+        st.subheader("Data")
+        kind = {"full": "Full MNIST", "subset": "Offline subset"}.get(digits.kind, "Custom slice")
+        st.markdown(f"**{kind}**: {len(digits.x_train):,} train · {len(digits.x_test):,} test")
+        st.caption(digits.source)
+        st.subheader("Current model")
+        cm = state.current()
+        if cm is None:
+            st.markdown("none yet: train one, or load one on the Train page")
+        else:
+            acc = f"{cm.test_accuracy:.4f}" if cm.test_accuracy is not None else "not measured"
+            st.markdown(f"**{cm.name}** ({cm.origin})  \ntest accuracy **{acc}**")
+            st.caption(cm.description)
+        _jobs()
+
+
+@st.fragment(run_every=3)
+def _jobs() -> None:
+    """Heartbeats for this session's jobs on every page, and a one-line status of each."""
+    jobpanel.heartbeat()
+    active = jobpanel.my_jobs()
+    if active:
+        st.subheader("Running")
+        for job in active:
+            if job.progress.status == "queued":
+                st.caption(f"{job.label}: waiting, number {job.progress.queue_position} in line")
+            else:
+                st.caption(f"{job.label}: {job.progress.fraction:.0%}")
+    if jobpanel.absorb_finished():
+        st.rerun()  # a run ended while watching another page: show its model here now

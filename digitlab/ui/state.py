@@ -1,0 +1,123 @@
+"""Session and server state: the shared dataset (one copy per server), the current model, jobs.
+
+Environment:
+    DIGITLAB_MNIST   an mnist.npz or IDX folder (else the Keras cache, else the offline subset)
+    DIGITLAB_LIMIT   n: use only the first n train and first n test digits (tests, quick demos)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from digitlab.data import DataError, Digits, load_mnist
+
+# Session-state keys and their defaults, set once per session by init() (the entry point).
+DEFAULTS: dict[str, Any] = {
+    "current_model": None,  # CurrentModel | None
+    "train_job": None,  # digitlab.jobs.Job of the last training run
+    "cv_job": None,  # Job of the last cross-validation
+    "quick_job": None,  # Job of the Draw page's quick training
+    "absorbed_jobs": (),  # ids of finished jobs whose model became the current model
+    "cv_view": None,  # {"fresh": CVResult, "reused": CVResult | None} on show
+    "canvas_key": 0,  # bumped by Clear: a new key gives an empty canvas
+    "sample_seed": 0,  # Data page: which random sample
+}
+
+
+def init() -> None:
+    ss = st.session_state
+    ss.setdefault("session_id", uuid.uuid4().hex)  # owner of this session's jobs
+    for key, value in DEFAULTS.items():
+        ss.setdefault(key, value)
+
+
+def data_limit() -> int | None:
+    raw = os.environ.get("DIGITLAB_LIMIT", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise DataError(f"DIGITLAB_LIMIT={raw!r} is not a whole number of digits.") from None
+    if n < 10:
+        raise DataError(f"DIGITLAB_LIMIT={n} is too small; use at least 10 digits.")
+    return n
+
+
+@st.cache_resource(show_spinner="Loading MNIST (once per server) ...")
+def _load(path: str | None, offline: str | None, limit: int | None) -> Digits:
+    digits = load_mnist(path)  # arguments are the cache key: change the env, get a new copy
+    return digits.take(limit) if limit else digits
+
+
+def digits() -> Digits:
+    """The server's one dataset; a wrong DIGITLAB_MNIST stops the page with one sentence."""
+    try:
+        return _load(
+            os.environ.get("DIGITLAB_MNIST") or None,
+            os.environ.get("DIGITLAB_OFFLINE"),
+            data_limit(),
+        )
+    except DataError as e:
+        st.error(f"The dataset could not be loaded: {e}")
+        st.stop()
+
+
+@dataclass
+class CurrentModel:
+    """The model this session draws with and evaluates; any source."""
+
+    model: Any
+    name: str
+    description: str
+    test_accuracy: float | None = None
+    origin: str = "trained here"  # "trained here", "saved", "uploaded"
+    saved_as: str | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.description.split(":", 1)[0] if ":" in self.description else "model"
+
+
+def current() -> CurrentModel | None:
+    return st.session_state.get("current_model")
+
+
+def set_current(model, **info) -> CurrentModel:
+    cm = CurrentModel(model=model, **info)
+    st.session_state["current_model"] = cm
+    return cm
+
+
+def describe_model(model) -> str:
+    """One line for a model from outside: its layers' kinds and sizes."""
+    parts = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        units = getattr(layer, "units", None) or getattr(layer, "filters", None)
+        parts.append(f"{kind}({units})" if units else kind)
+    return " -> ".join(p for p in parts if p not in ("InputLayer",))
+
+
+def model_bytes(model) -> bytes:
+    """The model as a .keras file's bytes (for the download button)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+@st.cache_resource(show_spinner=False)
+def mean_images(source: str, part: str):
+    """(10, 28, 28) mean image per digit of one split; computed once per server."""
+    from digitlab import explore
+
+    x, y = explore.split(digits(), part)
+    return explore.mean_images(x, y)

@@ -1,0 +1,139 @@
+"""Draw page: a canvas, the network's reading after each stroke, labelled drawings kept."""
+
+import streamlit as st
+
+from digitlab import charts, explore, jobs, store
+from digitlab.models import ModelConfig, ModelError
+from digitlab.training import TrainConfig
+from digitlab.ui import jobpanel, state
+
+digits = state.digits()
+jobpanel.absorb_finished()  # idempotent; the entry point does it too, before the sidebar
+ss = st.session_state
+QUICK_MODEL = ModelConfig()  # the tutorial's network
+QUICK_TRAIN = TrainConfig(epochs=2, augment=True)  # augmented: drawn digits are not MNIST's
+
+st.title("Draw a digit")
+
+if state.current() is None and not ss.get("draw_autoload_tried"):
+    ss["draw_autoload_tried"] = True  # once per session: the latest saved model, if any
+    saved = store.list_models()
+    if saved:
+        try:
+            with st.spinner(f"Loading the latest saved model, {saved[0].name} ..."):
+                model, entry = store.load_model(saved[0].name)
+        except (ModelError, store.StoreError) as e:
+            st.warning(f"The latest saved model could not be loaded: {e}")
+        else:
+            state.set_current(
+                model,
+                name=entry.name,
+                description=entry.meta.get("description") or state.describe_model(model),
+                test_accuracy=entry.meta.get("test_accuracy"),
+                origin="saved",
+                saved_as=entry.name,
+            )
+            st.rerun()  # the sidebar shows it too
+
+cm = state.current()
+quick = ss["quick_job"]
+
+
+@st.fragment(run_every=1.0)
+def quick_progress() -> None:
+    jobpanel.heartbeat()
+    jobpanel.show_progress(ss["quick_job"], stop_key="quick_stop")
+    if ss["quick_job"].progress.finished:
+        st.rerun()
+
+
+if cm is None:
+    if quick is not None and not quick.progress.finished:
+        st.info("Training the tutorial's network for you ...")
+        quick_progress()
+    else:
+        if quick is not None:
+            jobpanel.show_outcome(quick)
+        st.info(
+            "There is no model yet to read your digits. Train one on the Train page, load one "
+            "there, or train the tutorial's network here in a few seconds."
+        )
+        if st.button(
+            f"Quick-train the tutorial's network ({QUICK_TRAIN.epochs} epochs, augmented)",
+            type="primary",
+            key="quick_start",
+        ):
+            jobpanel.submit(
+                "quick_job",
+                jobs.training_work(digits, model_config=QUICK_MODEL, train_config=QUICK_TRAIN),
+                kind="train",
+                label="quick training",
+            )
+            st.rerun()
+
+left, mid, right = st.columns([5, 4, 4])
+with left:
+    width = st.slider("Pen width", 6, 40, 18, key="draw_width")
+    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
+
+    canvas = st_canvas(
+        stroke_width=width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=280,
+        width=280,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"canvas_{ss['canvas_key']}",  # Clear: a new key is a new, empty canvas
+    )
+    st.button(
+        "Clear",
+        key="draw_clear",
+        on_click=lambda: ss.update(canvas_key=ss["canvas_key"] + 1),
+    )
+
+reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
+with mid:
+    if reading.problem:
+        st.info(reading.problem)
+    elif reading.probs is None:
+        st.caption("Here the network's answer appears once there is a model.")
+    else:
+        st.markdown(
+            f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>",
+            unsafe_allow_html=True,
+        )
+        st.markdown(f"confidence **{reading.confidence:.1%}**")
+        st.plotly_chart(charts.probability_figure(reading.probs), key="probs")
+with right:
+    if reading.image is not None:
+        st.plotly_chart(
+            charts.image_figure(reading.image, title="What the network receives (28x28)", size=260),
+            key="seen",
+        )
+
+st.divider()
+c1, c2, c3 = st.columns([1, 2, 3], vertical_alignment="bottom")
+label = c1.selectbox(
+    "This drawing is a",
+    list(range(10)),
+    index=reading.digit if reading.digit is not None else 0,
+    key=f"draw_label_{ss['canvas_key']}",
+)
+if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
+    store.save_drawing(reading.image, label)
+    st.toast(f"Saved as a {label}.")
+images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,)
+with c3:
+    if len(labels) == 0:
+        st.caption("Saved drawings (kept under DIGITLAB_HOME) show how the model does on yours.")
+    elif cm is None:
+        st.markdown(f"{len(labels)} saved drawings; no model to score them yet.")
+    else:
+        acc = explore.accuracy_on(cm.model, images, labels)
+        st.markdown(
+            f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right "
+            f"(MNIST test set: {cm.test_accuracy:.1%})."
+            if cm.test_accuracy is not None
+            else f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right."
+        )

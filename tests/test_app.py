@@ -1,0 +1,194 @@
+"""The Streamlit app through AppTest: every page renders, and Train, Evaluate, Draw really work.
+
+Data comes from the library's loader: the offline subset cut to DIGITLAB_LIMIT digits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PAGES = ["pages/data.py", "pages/train.py", "pages/evaluate.py", "pages/draw.py"]
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app(monkeypatch, digitlab_home):
+    monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
+    monkeypatch.setenv("DIGITLAB_LIMIT", "400")  # 400 train / 400 test real digits
+    monkeypatch.delenv("DIGITLAB_MNIST", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return at.run()
+
+
+def texts(at) -> str:
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "error", "success")
+        for e in getattr(at, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def charts_of(at) -> list:
+    return list(at.get("plotly_chart"))
+
+
+def finish(at, key: str, timeout: float = TIMEOUT):
+    job = at.session_state[key]
+    assert job.wait(timeout), f"{key} did not finish in {timeout} s"
+    assert job.status == "done", job.progress.error
+    return at.run()
+
+
+def test_every_page_renders_empty(app):
+    at = app
+    assert not at.exception
+    assert "DigitLab" in at.title[0].value
+    assert "400 train · 400 test" in texts(at) and "none yet" in texts(at)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        # (AppTest 1.67 drops the entry point's sidebar after switch_page; the browser test
+        # sees it on every page.)
+    assert "Nothing drawn yet." in texts(at)  # the Draw page's empty canvas
+
+
+def test_data_page_filters_and_reshuffles(app):
+    at = app.switch_page("pages/data.py").run()
+    assert len(charts_of(at)) == 3  # samples, counts, mean images
+    grid = charts_of(at)[0]
+    at.selectbox(key="data_digit").set_value(7).run()
+    assert not at.exception
+    assert "label 7" in str(charts_of(at)[0].proto.spec) and "label 3" not in str(
+        charts_of(at)[0].proto.spec
+    )
+    before = charts_of(at)[0].proto.spec
+    at.button[0].click().run()  # Reshuffle
+    assert at.session_state["sample_seed"] == 1 and charts_of(at)[0].proto.spec != before
+    assert grid is not None and at.dataframe[0].value.shape[0] == 2  # facts: train and test
+
+
+def test_train_page_runs_and_shows_results(app):
+    at = app.switch_page("pages/train.py").run()
+    at.number_input(key="t_epochs").set_value(2)
+    at.select_slider(key="t_units").set_value(64)
+    at.button(key="t_start").click().run()
+    assert not at.exception
+    at = finish(at, "train_job")
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert labels[:4] == ["Test accuracy", "Test loss", "Epochs run", "Time"]
+    assert float(at.metric[0].value) > 0.5  # 2 epochs on 360 digits learn something
+    assert at.metric[2].value == "2 of 2"
+    assert len(charts_of(at)) >= 4  # loss, accuracy, confusion matrix, misclassified gallery
+    assert "Misclassified test digits" in texts(at)
+    cm = at.session_state["current_model"]
+    assert cm is not None and cm.origin == "trained here"
+    assert f"Current model: **{cm.name}**" in texts(at)
+    # Save it; it is listed for loading, and a fresh session on the Draw page loads it.
+    at.text_input[0].set_value("my first")
+    at.button(key="save_model").click().run()
+    assert not at.exception and "Saved as my-first" in texts(at)
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    fresh.switch_page("pages/draw.py").run()
+    assert not fresh.exception
+    assert fresh.session_state["current_model"].name == "my-first"
+
+
+def test_train_page_refuses_nonsense_with_one_sentence(app, tmp_path):
+    at = app.switch_page("pages/train.py").run()
+    at.expander[0]  # the load panel exists
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip at all")
+    from digitlab.models import ModelError
+    from digitlab.ui.models_panel import load_uploaded
+
+    with pytest.raises(ModelError, match="is not a .keras model file"):
+        load_uploaded("bad.keras", bad.read_bytes())
+    assert not at.exception
+
+
+def test_evaluate_page_two_folds_with_reused_variant(app):
+    at = app.switch_page("pages/evaluate.py").run()
+    at.number_input(key="cv_folds").set_value(2)
+    at.number_input(key="cv_epochs").set_value(1)
+    at.number_input(key="cv_n").set_value(200)
+    at.checkbox(key="cv_reused").check()
+    at.button(key="cv_start").click().run()
+    assert not at.exception
+    at = finish(at, "cv_job")
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Mean accuracy, fresh model per fold" in labels
+    assert "Mean accuracy, reused model (leaks)" in labels
+    assert "already trained on the digits it is tested on" in texts(at)
+    assert len(at.dataframe) >= 2  # one table per variant
+    assert at.dataframe[0].value.shape[0] == 2  # two folds
+    box = [c for c in charts_of(at) if '"type":"box"' in c.proto.spec.replace(" ", "")]
+    assert (
+        len(box) == 1
+        and box[0].proto.spec.count('"type":"box"') + box[0].proto.spec.count('"type": "box"') == 2
+    )
+    # Both runs were kept; a fresh session lists them and shows the pair again.
+    from digitlab import store
+
+    assert len(store.list_cv()) == 2
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    again.switch_page("pages/evaluate.py").run()
+    again.button(key="cv_load").click().run()
+    assert not again.exception
+    assert "Mean accuracy, reused model (leaks)" in [m.label for m in again.metric]
+
+
+def canvas_digit(digit_image: np.ndarray) -> np.ndarray:
+    """A real MNIST digit as a 280x280 RGBA canvas: white ink on opaque black."""
+    big = Image.fromarray(digit_image).resize((280, 280), Image.Resampling.BILINEAR)
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 0] = rgba[..., 1] = rgba[..., 2] = np.asarray(big)
+    rgba[..., 3] = 255
+    return rgba
+
+
+def test_draw_logic_canvas_to_prediction(tiny_digits):
+    """What the Draw page does with a canvas image, through the library it calls."""
+    from digitlab import explore
+    from digitlab.models import ModelConfig
+    from digitlab.training import TrainConfig, train
+
+    result = train(
+        tiny_digits,
+        model_config=ModelConfig(hidden_units=128, jit_compile=False),
+        train_config=TrainConfig(epochs=5, batch_size=32),
+    )
+    blank = np.zeros((280, 280, 4), np.uint8)
+    blank[..., 3] = 255
+    assert explore.read_drawing(result.model, blank).problem == "Nothing drawn yet."
+    assert explore.read_drawing(result.model, None).problem == "Nothing drawn yet."
+    dot = blank.copy()
+    ImageDraw.Draw(img := Image.fromarray(dot)).ellipse((140, 140, 146, 146), fill="white")
+    assert "dot" in explore.read_drawing(result.model, np.asarray(img)).problem
+    # Real test digits drawn onto the canvas are read as their labels, most of the time.
+    x, y = tiny_digits.x_test[:40], tiny_digits.y_test[:40]
+    readings = [explore.read_drawing(result.model, canvas_digit(im)) for im in x]
+    assert all(r.problem is None and r.image.shape == (28, 28) for r in readings)
+    assert all(abs(r.probs.sum() - 1) < 1e-4 and r.confidence == r.probs.max() for r in readings)
+    hits = np.mean([r.digit == label for r, label in zip(readings, y, strict=True)])
+    assert hits >= 0.6, hits
+
+
+def test_draw_page_quick_training(app):
+    at = app.switch_page("pages/draw.py").run()
+    at.button(key="quick_start").click().run()
+    assert not at.exception
+    at = finish(at, "quick_job")
+    assert not at.exception
+    cm = at.session_state["current_model"]
+    assert cm is not None and cm.saved_as == "quick-mlp"
+    assert "There is no model yet" not in texts(at)
+    assert at.slider(key="draw_width").value == 18
