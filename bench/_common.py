@@ -79,7 +79,7 @@ def interleaved(
             row = fn()
             out[name].append(row)
             shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
-            log(f"  round {r + 1}/{rounds} {name}: {shown}")
+            log(f"  round {r + 1}/{rounds} {name}: {shown}", flush=True)
     return out
 
 

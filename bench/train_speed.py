@@ -42,15 +42,15 @@ def tutorial_fit(digits, epochs: int) -> dict:
     train_labels = to_categorical(digits.y_train)
     test_labels = to_categorical(digits.y_test)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     network = models.Sequential()
     network.add(layers.Dense(512, activation="relu", input_shape=(28 * 28,)))
     network.add(layers.Dense(10, activation="softmax"))
     network.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
     network.fit(train_images, train_labels, epochs=epochs, batch_size=BATCH, verbose=0)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     _, test_acc = network.evaluate(test_images, test_labels, verbose=0)
-    return {"seconds": seconds, "accuracy": float(test_acc)}
+    return {"seconds": seconds, "cpu": cpu, "accuracy": float(test_acc)}
 
 
 def bare_fit(digits, epochs: int) -> dict:
@@ -60,11 +60,12 @@ def bare_fit(digits, epochs: int) -> dict:
     from digitlab.training import evaluate
 
     x, y = normalise(digits.x_train), one_hot(digits.y_train)  # (60000, 28, 28), (60000, 10)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = build_model(ModelConfig(), seed=0)
     model.fit(x, y, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "accuracy": evaluate(model, digits.x_test, digits.y_test)[1]}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    acc = evaluate(model, digits.x_test, digits.y_test)[1]
+    return {"seconds": seconds, "cpu": cpu, "accuracy": acc}
 
 
 def train_config(epochs: int):
@@ -79,17 +80,21 @@ def digitlab_train(digits, epochs: int) -> dict:
     from digitlab.training import train
 
     events: list[dict] = []
-    last_epoch = [0.0]
+    last_epoch = [0.0, 0.0]  # wall and process CPU clocks at the end of the last epoch
 
     def on_event(e):
         events.append(e)
         if e["type"] == "epoch":
-            last_epoch[0] = time.perf_counter()
+            last_epoch[:] = time.perf_counter(), time.process_time()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = train(digits, train_config=train_config(epochs), on_event=on_event)
     assert sum(e["type"] == "batch" for e in events) == epochs * -(-60000 // BATCH)
-    return {"seconds": last_epoch[0] - t0, "accuracy": result.test_accuracy}
+    return {
+        "seconds": last_epoch[0] - t0,
+        "cpu": last_epoch[1] - c0,
+        "accuracy": result.test_accuracy,
+    }
 
 
 def digitlab_job(digits, epochs: int) -> dict:
@@ -99,24 +104,28 @@ def digitlab_job(digits, epochs: int) -> dict:
 
     jobs = JobManager(max_jobs=1, heartbeat_timeout=0)
     work = training_work(digits, model_config=ModelConfig(), train_config=train_config(epochs))
-    last_epoch = [0.0]
+    last_epoch = [0.0, 0.0]  # wall and process CPU clocks at the end of the last epoch
 
     def stamped(on_event, stop):  # notes when the last epoch ended; events pass on unchanged
         def sink(e):
             if e["type"] == "epoch":
-                last_epoch[0] = time.perf_counter()
+                last_epoch[:] = time.perf_counter(), time.process_time()
             on_event(e)
 
         return work(sink, stop)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     job = jobs.submit(stamped, kind="train", watched=False)
     while not job.progress.finished:  # a page polls like this, from its fragment
         time.sleep(0.1)
         _ = job.progress.fraction, job.progress.batch
     if job.progress.status != "done":
         raise RuntimeError(f"job ended {job.progress.status}: {job.progress.error}")
-    return {"seconds": last_epoch[0] - t0, "accuracy": job.progress.result.test_accuracy}
+    return {
+        "seconds": last_epoch[0] - t0,
+        "cpu": last_epoch[1] - c0,
+        "accuracy": job.progress.result.test_accuracy,
+    }
 
 
 def main() -> None:
@@ -153,6 +162,8 @@ def main() -> None:
                 eps * 60000,
                 f"{100 * eps * epoch_gflop / gemm:.0f}%",
                 ratios(r, ref, "eps"),
+                median(r, "cpu") / args.epochs,
+                ratios(ref, r, "cpu"),
                 median(r, "accuracy"),
             ]
         )
@@ -165,7 +176,9 @@ def main() -> None:
                 "epochs/s",
                 "images/s",
                 "of GEMM rate",
-                "x tutorial",
+                "x tutorial (wall)",
+                "CPU s/epoch",
+                "x tutorial (CPU time)",
                 "test acc",
             ],
             rows,
@@ -173,8 +186,10 @@ def main() -> None:
     )
 
     speedup = ratios(runs["DigitLab train()"], ref, "eps")
+    cpu_speedup = ratios(ref, runs["DigitLab train()"], "cpu")
     acc_diff = 100 * (median(runs["DigitLab train()"], "accuracy") - median(ref, "accuracy"))
     job_over = ratios(runs["DigitLab job"], runs["DigitLab bare fit"], "seconds") - 1
+    job_cpu_over = ratios(runs["DigitLab job"], runs["DigitLab bare fit"], "cpu") - 1
     train_over = ratios(runs["DigitLab train()"], runs["DigitLab bare fit"], "seconds") - 1
     print()
     print(
@@ -182,11 +197,12 @@ def main() -> None:
             ["measure", "value", "target", "met/missed"],
             [
                 [
-                    "train() epochs/s / tutorial's",
+                    "train() epochs/s / tutorial's (wall clock)",
                     f"{speedup:.2f}x",
                     ">= 1.5x",
                     met(speedup >= 1.5),
                 ],
+                ["the same by CPU time (less load noise)", f"{cpu_speedup:.2f}x", "(info)", ""],
                 [
                     "test accuracy, train() - tutorial",
                     f"{acc_diff:+.2f} pt",
@@ -194,12 +210,18 @@ def main() -> None:
                     met(abs(acc_diff) <= 0.3),
                 ],
                 [
-                    "job overhead over bare fit",
+                    "job overhead over bare fit (wall clock)",
                     f"{100 * job_over:+.1f}%",
                     "<= 3%",
                     met(job_over <= 0.03),
                 ],
-                ["train() overhead over bare fit", f"{100 * train_over:+.1f}%", "(info)", ""],
+                ["the same by CPU time", f"{100 * job_cpu_over:+.1f}%", "(info)", ""],
+                [
+                    "train() overhead over bare fit (wall)",
+                    f"{100 * train_over:+.1f}%",
+                    "(info)",
+                    "",
+                ],
             ],
         )
     )
