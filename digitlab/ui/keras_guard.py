@@ -8,6 +8,7 @@ job and never rely on the session being cleared, so the Keras part is skipped; m
 part is kept.
 """
 
+import contextlib
 import sys
 
 from streamlit.runtime.scriptrunner import script_runner
@@ -16,10 +17,8 @@ from streamlit.runtime.scriptrunner import script_runner
 def _clean_problem_modules_except_keras() -> None:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
-        try:
+        with contextlib.suppress(Exception):  # as Streamlit does: never crash the app over this
             plt.close("all")
-        except Exception:  # as Streamlit does: never crash the app over this
-            pass
 
 
 def install() -> None:
