@@ -342,15 +342,15 @@ def reproduce_table(run, fresh, reused, digits) -> str:
 
     lo, hi = TUTORIAL_MEASURED["fresh_folds_range"]
     lines = [
-        f"{'':34} {'tutorial':>26} | DigitLab ({digits.kind})",
-        f"{'test accuracy':34} {TUTORIAL_PUBLISHED['test_accuracy']:>26.4f} | {run.test_accuracy:.4f}",
-        f"{'k-fold, one reused network (%)':34} {pct(TUTORIAL_MEASURED['reused_folds']):>26} | "
+        f"{'':34} {'tutorial':>33} | DigitLab ({digits.kind})",
+        f"{'test accuracy':34} {TUTORIAL_PUBLISHED['test_accuracy']:>33.4f} | {run.test_accuracy:.4f}",
+        f"{'k-fold, one reused network (%)':34} {pct(TUTORIAL_MEASURED['reused_folds']):>33} | "
         f"{pct(reused.accuracies)}",
-        f"{'k-fold, fresh network per fold (%)':34} {f'{100 * lo:.1f} to {100 * hi:.1f}':>26} | "
+        f"{'k-fold, fresh network per fold (%)':34} {f'{100 * lo:.1f} to {100 * hi:.1f}':>33} | "
         f"{pct(fresh.accuracies)}",
-        f"{'fresh k-fold mean (%)':34} {100 * TUTORIAL_MEASURED['fresh_mean']:>26.1f} | "
+        f"{'fresh k-fold mean (%)':34} {100 * TUTORIAL_MEASURED['fresh_mean']:>33.1f} | "
         f"{100 * fresh.mean:.1f} (std {100 * fresh.std:.2f})",
-        f"{'reused minus fresh mean (points)':34} {'':>26} | "
+        f"{'reused minus fresh mean (points)':34} {'':>33} | "
         f"{100 * (reused.mean - fresh.mean):+.2f}  (the leak)",
     ]
     return "\n".join(lines)
