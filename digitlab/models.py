@@ -178,14 +178,9 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
         raise ModelError(f"{p.name}: a model file must end in .keras.")
     if not p.parent.is_dir():
         raise ModelError(f"{p.parent}: no such folder to save the model in.")
-    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from digitlab.store import atomic_write
+
+    atomic_write(p, model.save)  # Keras wants the .keras suffix: the temporary file keeps it
     return p
 
 
