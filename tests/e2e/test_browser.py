@@ -1,0 +1,132 @@
+"""The whole app in Chromium, as a learner uses it: data, train, draw with the mouse, cross-validate.
+
+One browser page (one Streamlit session) walks through the steps in order; each step saves a
+screenshot under artifacts/e2e/ and fails on any exception shown in the page or logged by the server.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+LONG = 180_000  # ms: a training step on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):  # noqa: F811 - one session for every step
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(server.url)
+    page.get_by_role("heading", name="DigitLab").wait_for()
+    yield page
+    context.close()
+
+
+def check_clean(page, server, shots, name: str) -> None:
+    page.wait_for_timeout(300)
+    page.screenshot(path=shots / f"{name}.png", full_page=True)
+    shown = page.locator('[data-testid="stException"]')
+    assert shown.count() == 0, f"{name}: the page shows an exception: {shown.first.inner_text()}"
+    assert "Traceback" not in page.locator("body").inner_text(), f"{name}: traceback in the page"
+    log = server.text()
+    assert "Traceback" not in log and "Error" not in log, f"{name}: server log:\n{log[-3000:]}"
+
+
+def go(page, title: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=heading).wait_for()
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_timeout(500)
+
+
+def test_home_and_data_page(page, server, shots):
+    assert page.locator('[data-testid="stSidebar"]').get_by_text("Current model").count() == 1
+    check_clean(page, server, shots, "01-home")
+    go(page, "Data", "The data")
+    grid = page.locator(".js-plotly-plot").first  # the sample grid is the page's first chart
+    grid.wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 3  # samples, counts per digit, mean images
+    check_clean(page, server, shots, "02-data")
+
+
+def test_train_one_epoch(page, server, shots):
+    go(page, "Train", "Train a network")
+    set_number(page, "Epochs", 1)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Test accuracy").wait_for(timeout=LONG)
+    charts = page.locator(".js-plotly-plot")
+    assert charts.count() >= 3  # loss, accuracy, confusion matrix
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2  # curves drawn
+    value = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert 0.5 < float(value) <= 1.0, value
+    check_clean(page, server, shots, "03-train")
+
+
+def draw(page, points) -> None:
+    """Press, move along the path, release: a person's stroke on the canvas."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=3)
+    page.mouse.up()
+
+
+def predicted(page, want: str, timeout_s: float = 30) -> str:
+    """The big digit the page shows, once it settles on want (or what it shows at the end)."""
+    digit = page.locator("div[style*='font-size:7rem']")
+    shown = ""
+    for _ in range(int(timeout_s * 4)):
+        if digit.count():
+            shown = digit.first.inner_text().strip()
+            if shown == want:
+                return shown
+        page.wait_for_timeout(250)
+    return shown
+
+
+ONE = [(0.52, 0.15 + 0.7 * t / 20) for t in range(21)]
+ZERO = [
+    (0.5 + 0.22 * math.sin(2 * math.pi * t / 40), 0.5 - 0.32 * math.cos(2 * math.pi * t / 40))
+    for t in range(43)
+]
+
+
+def test_draw_one_and_zero(page, server, shots):
+    go(page, "Draw", "Draw a digit")
+    draw(page, ONE)
+    assert predicted(page, "1") == "1"
+    check_clean(page, server, shots, "04-draw-one")
+
+    page.get_by_role("button", name="Save this drawing as 1").click()
+    page.get_by_text(re.compile(r"of your 1 saved drawings")).wait_for()
+
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_timeout(1000)
+    draw(page, ZERO)
+    assert predicted(page, "0") == "0"
+    check_clean(page, server, shots, "05-draw-zero")
+
+
+def test_two_fold_cross_validation(page, server, shots):
+    go(page, "Evaluate", "Cross-validate")
+    set_number(page, "Folds", 2)
+    set_number(page, "Epochs per fold", 1)
+    page.get_by_label(re.compile(r"Training digits")).fill("1000")
+    page.get_by_label(re.compile(r"Training digits")).press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Start cross-validation").click()
+    page.locator(".js-plotly-plot .boxlayer .trace").first.wait_for(timeout=LONG)
+    check_clean(page, server, shots, "06-evaluate")
