@@ -157,29 +157,39 @@ def cmd_train(args) -> int:
 
 
 def cmd_kfold(args) -> int:
-    from digitlab.crossval import ProcessExecutor, SerialExecutor, cross_validate
+    from digitlab.crossval import ProcessExecutor, SerialExecutor
 
     digits = get_digits(args)
     executor = None
     if args.workers is not None:
         executor = SerialExecutor() if args.workers <= 1 else ProcessExecutor(args.workers)
+    result = kfold_on(
+        digits, args, model_config_from(args), reuse_model=args.reuse_model, executor=executor
+    )
+    if args.json:
+        emit_json(result.to_dict())
+    return 0
+
+
+def kfold_on(digits, args, model_config, *, reuse_model: bool, executor=None):
+    """k-fold on the training digits with the command's settings; prints the fold report."""
+    from digitlab.crossval import cross_validate
+
     result = cross_validate(
         digits.x_train,
         digits.y_train,
-        model_config=model_config_from(args),
+        model_config=model_config,
         n_splits=args.folds,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        reuse_model=args.reuse_model,
+        reuse_model=reuse_model,
         seed=args.seed,
         executor=executor,
         on_event=Progress(),
         data_source=digits.source,
     )
     say(fold_report(result))
-    if args.json:
-        emit_json(result.to_dict())
-    return 0
+    return result
 
 
 def fold_report(result) -> str:
@@ -247,7 +257,6 @@ def cmd_predict(args) -> int:
 
 def cmd_reproduce(args) -> int:
     """The tutorial, step by step, then its numbers beside ours."""
-    from digitlab.crossval import cross_validate
     from digitlab.models import ModelConfig, build_model, model_summary
     from digitlab.training import TrainConfig, train
 
@@ -286,32 +295,9 @@ def cmd_reproduce(args) -> int:
     say(f"test_acc: {run.test_accuracy:.4f}  (test_loss {run.test_loss:.4f})")
 
     say(f"\n== 4. {args.folds}-fold cross-validation, a fresh network per fold")
-    fresh = cross_validate(
-        digits.x_train,
-        digits.y_train,
-        model_config=config,
-        n_splits=args.folds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        on_event=Progress(),
-        data_source=digits.source,
-    )
-    say(fold_report(fresh))
+    fresh = kfold_on(digits, args, config, reuse_model=False)
     say(f"\n== 5. The tutorial's version: one network reused across {args.folds} folds")
-    reused = cross_validate(
-        digits.x_train,
-        digits.y_train,
-        model_config=config,
-        n_splits=args.folds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        reuse_model=True,
-        on_event=Progress(),
-        data_source=digits.source,
-    )
-    say(fold_report(reused))
+    reused = kfold_on(digits, args, config, reuse_model=True)
 
     rows = reproduce_table(run, fresh, reused, digits)
     say("\n== Tutorial vs DigitLab")
