@@ -187,12 +187,32 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
 def predict_proba(model, images: np.ndarray) -> np.ndarray:
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by a direct model call.
 
-    model(x) costs about 1 ms for one digit; model.predict builds a dataset each call (~80 ms).
+    The call goes through one XLA-compiled tf.function kept on the model (traced on its first
+    call for each input shape): about 1.5 ms for one digit to the MLP and 4 ms to the CNN,
+    where an eager model(x) costs 15 and 37 ms and model.predict builds a dataset each call
+    (~80 ms) (see BENCHMARKS.md, "Speed").
     """
     x = np.asarray(images, dtype="float32")
     if x.ndim == 2:
         x = x[None]
     want = tuple(model.input_shape[1:])
     x = x.reshape((len(x), *want))
-    out = model(x, training=False)
+    out = _direct_call(model)(x)
     return np.asarray(out, dtype="float32")
+
+
+def _direct_call(model):
+    """model(x, training=False) as a compiled function, made once per model and kept on it."""
+    fn = getattr(model, "_digitlab_predict", None)
+    if fn is None:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return lambda x: model(x, training=False)
+        import tensorflow as tf
+
+        fn = tf.function(
+            lambda x: model(x, training=False), jit_compile=True, reduce_retracing=True
+        )
+        model._digitlab_predict = fn  # dies with the model; never saved with it
+    return fn
