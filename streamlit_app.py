@@ -24,10 +24,10 @@ def home() -> None:
 
 
 HOME = st.Page(home, title="Home", icon=":material/home:", default=True)
-DATA = st.Page("pages/data.py", title="Data", icon=":material/grid_view:")
-TRAIN = st.Page("pages/train.py", title="Train", icon=":material/model_training:")
-EVALUATE = st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:")
-DRAW = st.Page("pages/draw.py", title="Draw", icon=":material/draw:")
+DATA = st.Page("app_pages/data.py", title="Data", icon=":material/grid_view:")
+TRAIN = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:")
+EVALUATE = st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:")
+DRAW = st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:")
 
 nav = st.navigation([HOME, DATA, TRAIN, EVALUATE, DRAW])
 digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow

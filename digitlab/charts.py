@@ -17,12 +17,14 @@ ACCENT = "#1f77b4"
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 
 
-def _layout(fig: go.Figure, *, title: str | None = None, height: int = 320) -> go.Figure:
+def _layout(
+    fig: go.Figure, *, title: str | None = None, height: int = 320, top: int = 0
+) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        margin=dict(l=10, r=10, t=(40 if title else 10) + top, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
     )
     return fig
 
@@ -195,7 +197,8 @@ def images_figure(
     for k in range(2, n + 1):  # square pixels in every panel, not only the first
         fig.update_yaxes(scaleanchor=f"x{k}", row=(k - 1) // cols + 1, col=(k - 1) % cols + 1)
     fig.update_annotations(font_size=12)
-    return _layout(fig, title=title, height=int(rows * size + (40 if title else 20)))
+    top = 20 if any(titles) else 0  # room for the first row's titles
+    return _layout(fig, title=title, height=int(rows * size + (40 if title else 20) + top), top=top)
 
 
 def image_figure(image: np.ndarray, *, title: str | None = None, size: int = 280):

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-PAGES = ["pages/data.py", "pages/train.py", "pages/evaluate.py", "pages/draw.py"]
+PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/draw.py"]
 TIMEOUT = 180
 
 
@@ -54,13 +54,12 @@ def test_every_page_renders_empty(app):
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-        # (AppTest 1.67 drops the entry point's sidebar after switch_page; the browser test
-        # sees it on every page.)
+        assert "none yet" in texts(at)  # the sidebar on every page
     assert "Nothing drawn yet." in texts(at)  # the Draw page's empty canvas
 
 
 def test_data_page_filters_and_reshuffles(app):
-    at = app.switch_page("pages/data.py").run()
+    at = app.switch_page("app_pages/data.py").run()
     assert len(charts_of(at)) == 3  # samples, counts, mean images
     grid = charts_of(at)[0]
     at.selectbox(key="data_digit").set_value(7).run()
@@ -75,7 +74,7 @@ def test_data_page_filters_and_reshuffles(app):
 
 
 def test_train_page_runs_and_shows_results(app):
-    at = app.switch_page("pages/train.py").run()
+    at = app.switch_page("app_pages/train.py").run()
     at.number_input(key="t_epochs").set_value(2)
     at.select_slider(key="t_units").set_value(64)
     at.button(key="t_start").click().run()
@@ -96,13 +95,13 @@ def test_train_page_runs_and_shows_results(app):
     at.button(key="save_model").click().run()
     assert not at.exception and "Saved as my-first" in texts(at)
     fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    fresh.switch_page("pages/draw.py").run()
+    fresh.switch_page("app_pages/draw.py").run()
     assert not fresh.exception
     assert fresh.session_state["current_model"].name == "my-first"
 
 
 def test_train_page_refuses_nonsense_with_one_sentence(app, tmp_path):
-    at = app.switch_page("pages/train.py").run()
+    at = app.switch_page("app_pages/train.py").run()
     at.expander[0]  # the load panel exists
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip at all")
@@ -115,7 +114,7 @@ def test_train_page_refuses_nonsense_with_one_sentence(app, tmp_path):
 
 
 def test_evaluate_page_two_folds_with_reused_variant(app):
-    at = app.switch_page("pages/evaluate.py").run()
+    at = app.switch_page("app_pages/evaluate.py").run()
     at.number_input(key="cv_folds").set_value(2)
     at.number_input(key="cv_epochs").set_value(1)
     at.number_input(key="cv_n").set_value(200)
@@ -140,7 +139,7 @@ def test_evaluate_page_two_folds_with_reused_variant(app):
 
     assert len(store.list_cv()) == 2
     again = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    again.switch_page("pages/evaluate.py").run()
+    again.switch_page("app_pages/evaluate.py").run()
     again.button(key="cv_load").click().run()
     assert not again.exception
     assert "Mean accuracy, reused model (leaks)" in [m.label for m in again.metric]
@@ -183,7 +182,7 @@ def test_draw_logic_canvas_to_prediction(tiny_digits):
 
 
 def test_draw_page_quick_training(app):
-    at = app.switch_page("pages/draw.py").run()
+    at = app.switch_page("app_pages/draw.py").run()
     at.button(key="quick_start").click().run()
     assert not at.exception
     at = finish(at, "quick_job")

@@ -47,7 +47,7 @@ def progress_text(job: jobs.Job) -> str:
             if e.get("fold") == fold.get("fold") and e.get("variant") == fold.get("variant")
         )
         head = f"Fold {fold.get('fold', 1)}{variant}, epoch {min(done_in_fold + 1, p.epochs or 1)} of {p.epochs or '?'}"
-        head += f" · {len(ended)} of {p.folds} folds done"
+        head += f" · {len(ended)} of {p.folds} fold runs done"
     else:
         head = f"Epoch {min(len(epochs) + 1, p.epochs or 1)} of {p.epochs or '?'}"
     if p.batch:

@@ -8,7 +8,6 @@ from digitlab.training import TrainConfig
 from digitlab.ui import jobpanel, state
 
 digits = state.digits()
-jobpanel.absorb_finished()  # idempotent; the entry point does it too, before the sidebar
 ss = st.session_state
 QUICK_MODEL = ModelConfig()  # the tutorial's network
 QUICK_TRAIN = TrainConfig(epochs=2, augment=True)  # augmented: drawn digits are not MNIST's
@@ -118,7 +117,7 @@ label = c1.selectbox(
     "This drawing is a",
     list(range(10)),
     index=reading.digit if reading.digit is not None else 0,
-    key=f"draw_label_{ss['canvas_key']}",
+    key=f"draw_label_{ss['canvas_key']}_{reading.digit}",  # follows the prediction
 )
 if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
     store.save_drawing(reading.image, label)

@@ -8,7 +8,6 @@ from digitlab.training import TrainConfig, TrainingError
 from digitlab.ui import jobpanel, models_panel, state
 
 digits = state.digits()
-jobpanel.absorb_finished()  # idempotent; the entry point does it too, before the sidebar
 ss = st.session_state
 job = ss["train_job"]
 busy = job is not None and not job.progress.finished
@@ -45,8 +44,8 @@ with st.container(border=True):
     optimizer = c2.selectbox("Optimizer", OPTIMIZERS, disabled=busy, key="t_opt")
     rate = c2.selectbox(
         "Learning rate",
-        [None, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
-        format_func=lambda r: "optimizer's default" if r is None else f"{r:g}",
+        ["default", 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+        format_func=lambda r: "optimizer's default" if r == "default" else f"{r:g}",
         disabled=busy,
         key="t_rate",
     )
@@ -75,7 +74,7 @@ with st.container(border=True):
                 hidden_units=units,
                 hidden_layers=int(layers),
                 optimizer=optimizer,
-                learning_rate=rate,
+                learning_rate=None if rate == "default" else rate,
                 dropout=dropout,
             )
             tcfg = TrainConfig(epochs=int(epochs), batch_size=batch, augment=augment)
