@@ -3,7 +3,6 @@
 import streamlit as st
 
 from digitlab import charts, explore, jobs, store
-from digitlab.crossval import CrossValError, CVResult
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, state
 
@@ -175,17 +174,13 @@ else:
     )
     if c2.button("Show", key="cv_load"):
         try:
-            d = store.load_cv(pick)
-            run = CVResult.from_dict({k: v for k, v in d.items() if k not in ("name", "saved_at")})
+            run = store.load_cv_run(pick)
             view = {"reused": run} if run.reuse_model else {"fresh": run}
             pair = run.meta.get("pair")
             if pair and pair in names:
-                p = store.load_cv(pair)
-                view["reused"] = CVResult.from_dict(
-                    {k: v for k, v in p.items() if k not in ("name", "saved_at")}
-                )
-        except (store.StoreError, CrossValError, TypeError, KeyError) as e:
-            st.error(f"That saved run could not be read: {e}")
+                view["reused"] = store.load_cv_run(pair)
+        except store.StoreError as e:
+            st.error(str(e))
         else:
             ss["cv_view"] = view
             st.rerun()

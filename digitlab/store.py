@@ -236,6 +236,19 @@ def load_cv(name: str) -> dict:
     return obj
 
 
+def load_cv_run(name: str):
+    """A saved cross-validation as a crossval.CVResult; StoreError if it cannot be read."""
+    from digitlab.crossval import CVResult
+
+    d = load_cv(name)
+    try:
+        return CVResult.from_dict({k: v for k, v in d.items() if k not in ("name", "saved_at")})
+    except (TypeError, KeyError, ValueError) as e:
+        raise StoreError(
+            f"The saved cross-validation {safe_name(name)!r} is damaged or from another version ({e})."
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Labelled drawings
 

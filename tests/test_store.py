@@ -126,3 +126,34 @@ def test_model_save_list_load(digitlab_home):
     assert [e.name for e in store.list_models()] == ["first-model"]
     with pytest.raises(store.StoreError, match="No saved model"):
         store.load_model("second")
+
+
+def test_cv_run_round_trip_and_damage(digitlab_home):
+    from digitlab.crossval import CVResult, FoldResult
+
+    fold = FoldResult(
+        fold=1,
+        accuracy=0.9,
+        loss=0.3,
+        history={"loss": [0.5, 0.3]},
+        seconds=1.0,
+        n_train=80,
+        n_test=20,
+    )
+    run = CVResult(
+        folds=[fold],
+        n_splits=2,
+        epochs=2,
+        batch_size=16,
+        reuse_model=False,
+        model_config={"arch": "mlp"},
+        random_state=1,
+        meta={"pair": "x"},
+    )
+    name = store.save_cv(run.to_dict())
+    back = store.load_cv_run(name)
+    assert back.folds[0].history == {"loss": [0.5, 0.3]} and back.meta == {"pair": "x"}
+    assert back.mean == pytest.approx(0.9)
+    store.atomic_write_json(store.folder("cv") / "odd.json", {"folds": [{"nope": 1}]})
+    with pytest.raises(store.StoreError, match="damaged or from another version"):
+        store.load_cv_run("odd")
