@@ -100,6 +100,32 @@ def test_train_page_runs_and_shows_results(app):
     assert fresh.session_state["current_model"].name == "my-first"
 
 
+def test_train_page_stop_keeps_partial_model(app):
+    import time
+
+    at = app.switch_page("app_pages/train.py").run()
+    at.number_input(key="t_epochs").set_value(50)
+    at.select_slider(key="t_batch").set_value(16)
+    at.select_slider(key="t_units").set_value(32)
+    at.button(key="t_start").click().run()
+    job = at.session_state["train_job"]
+    t0 = time.monotonic()
+    while not job.progress.of_type("epoch") and time.monotonic() - t0 < TIMEOUT:
+        time.sleep(0.05)
+    at.run()  # the live panel, as the fragment shows it
+    assert "Epoch" in "".join(str(e.value) for e in at.get("progress")) or at.button(
+        key="train_stop"
+    )
+    at.button(key="train_stop").click().run()
+    assert job.wait(60) and job.status == "stopped"
+    at.run()
+    assert not at.exception
+    assert "what it learned so far is kept" in texts(at)
+    run, planned = at.metric[2].value.split(" of ")
+    assert planned == "50" and 1 <= int(run) < 50
+    assert at.session_state["current_model"] is not None  # the partial model is usable
+
+
 def test_train_page_refuses_nonsense_with_one_sentence(app, tmp_path):
     at = app.switch_page("app_pages/train.py").run()
     at.expander[0]  # the load panel exists
