@@ -217,3 +217,24 @@ def test_draw_page_quick_training(app):
     assert cm is not None and cm.saved_as == "quick-mlp"
     assert "There is no model yet" not in texts(at)
     assert at.slider(key="draw_width").value == 18
+
+
+def test_first_page_does_not_import_tensorflow(app, tmp_path):
+    """The home page and Data page come up without TensorFlow (it costs seconds to import)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}).run()\n"
+        "assert not at.exception, at.exception\n"
+        "at.switch_page('app_pages/data.py').run()\n"
+        "assert not at.exception, at.exception\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -58,7 +58,9 @@ def progress_text(job: jobs.Job) -> str:
 def show_progress(job: jobs.Job, *, stop_key: str) -> None:
     """Queue position or progress bar with epoch and ETA, and a Stop button."""
     p = job.progress
-    if p.status == "queued":
+    if p.status == "queued" and job.stop_event.is_set():
+        st.info("Stopping: this run leaves the queue without starting.")
+    elif p.status == "queued":
         counts = jobs.manager().counts()
         st.info(
             f"Waiting for a free slot: number {p.queue_position or 1} in the queue "
