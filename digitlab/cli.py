@@ -229,13 +229,11 @@ def read_image(path: str) -> np.ndarray:
 
 def cmd_predict(args) -> int:
     from digitlab.models import load_model_file, predict_proba
-    from digitlab.preprocess import canvas_to_mnist, describe_problem
+    from digitlab.preprocess import read_canvas
 
-    rgba = read_image(args.image)
-    problem = describe_problem(rgba)
+    x, problem = read_canvas(read_image(args.image))  # (28, 28) float32 in [0, 1]
     if problem:
         raise CliError(f"{args.image}: {problem}")
-    x = canvas_to_mnist(rgba)  # (28, 28) float32 in [0, 1]
     model = load_model_file(args.model)
     probs = predict_proba(model, x)[0]
     digit = int(probs.argmax())

@@ -99,21 +99,22 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
 
 
-def _problem(ink: np.ndarray) -> str | None:
+def _analyse(ink: np.ndarray):
+    """(problem sentence or None, the ink's box, its stroke width): measured once per drawing."""
     mask = ink >= INK_LEVEL
     box = _bbox(mask)
     if box is None:
-        return NOTHING_DRAWN
+        return NOTHING_DRAWN, None, 0.0
     if mask.mean() > FULL_FRACTION:
-        return ALL_INK
+        return ALL_INK, box, 0.0
     top, bottom, left, right = box
     extent = max(bottom - top, right - left) + 1
     if extent < DOT_FRACTION * max(ink.shape):
-        return ONLY_A_DOT
-    crop = mask[top : bottom + 1, left : right + 1]
-    if extent < DOT_STROKES * stroke_width(crop):
-        return ONLY_A_DOT
-    return None
+        return ONLY_A_DOT, box, 0.0
+    width = stroke_width(mask[top : bottom + 1, left : right + 1])
+    if extent < DOT_STROKES * width:
+        return ONLY_A_DOT, box, width
+    return None, box, width
 
 
 def describe_problem(rgba: np.ndarray) -> str | None:
@@ -124,14 +125,14 @@ def describe_problem(rgba: np.ndarray) -> str | None:
     "The whole canvas is ink: clear it and draw a digit." (over 80% of the pixels drawn).
     canvas_to_mnist returns None exactly when this returns a sentence.
     """
-    return _problem(ink_channel(rgba))
+    return _analyse(ink_channel(rgba))[0]
 
 
 # ---------------------------------------------------------------------------------------------
 # The MNIST recipe
 
 
-def _normalise_stroke(mask: np.ndarray, *, target: float) -> np.ndarray:
+def _normalise_stroke(mask: np.ndarray, *, target: float, width: float | None = None) -> np.ndarray:
     """Dilate or erode a cropped boolean mask so its strokes are `target` px wide after the fit.
 
     With stroke width t and longest side L (canvas px), growing every edge by r gives width
@@ -139,7 +140,7 @@ def _normalise_stroke(mask: np.ndarray, *, target: float) -> np.ndarray:
     """
     from scipy import ndimage
 
-    t = stroke_width(mask)
+    t = stroke_width(mask) if width is None else width
     side = max(mask.shape)
     k = target / BOX
     r = (k * side - t) / (2.0 * (1.0 - k))
@@ -186,19 +187,26 @@ def canvas_to_mnist(rgba: np.ndarray, *, normalise_stroke: bool = True) -> np.nd
     into 20 px keeping the aspect ratio (anti-aliased), place the centre of mass at (14, 14),
     and scale so the brightest pixel is 1 (as in every MNIST digit).
     """
+    return read_canvas(rgba, normalise_stroke=normalise_stroke)[0]
+
+
+def read_canvas(
+    rgba: np.ndarray, *, normalise_stroke: bool = True
+) -> tuple[np.ndarray | None, str | None]:
+    """(the 28x28 input or None, the sentence saying why not or None), measuring the ink once."""
     ink = ink_channel(rgba)
-    if _problem(ink) is not None:
-        return None
-    mask = ink >= INK_LEVEL
-    top, bottom, left, right = _bbox(mask)
+    problem, box, width = _analyse(ink)
+    if problem is not None:
+        return None, problem
+    top, bottom, left, right = box
     if normalise_stroke:
-        crop = _normalise_stroke(mask[top : bottom + 1, left : right + 1], target=TARGET_STROKE)
-        crop = crop.astype("float32")
+        mask = ink[top : bottom + 1, left : right + 1] >= INK_LEVEL
+        crop = _normalise_stroke(mask, target=TARGET_STROKE, width=width).astype("float32")
     else:
         crop = ink[top : bottom + 1, left : right + 1]
     out = _fit(crop)  # (28, 28) float32
     peak = out.max()
-    return out / peak if peak > 0 else out
+    return (out / peak if peak > 0 else out), None
 
 
 def naive_resize(rgba: np.ndarray) -> np.ndarray:
