@@ -171,10 +171,13 @@ def _fit(ink: np.ndarray) -> np.ndarray:
     span = SIZE / scale  # the 28x28 window, in source px
     top = cy + 0.5 - (TARGET_COM[0] + 0.5) / scale
     left = cx + 0.5 - (TARGET_COM[1] + 0.5) / scale
-    pad = math.ceil(span) + 1  # Pillow's resize box must lie inside the image
-    padded = np.pad(ink.astype("float32"), pad)
+    # Pillow's resize box must lie inside the image: pad each side only as far as the window
+    # reaches past the ink (a full-span pad on every side cost 7x the pixels).
+    pt, pl = max(0, math.ceil(-top)) + 1, max(0, math.ceil(-left)) + 1
+    pb, pr = max(0, math.ceil(top + span - h)) + 1, max(0, math.ceil(left + span - w)) + 1
+    padded = np.pad(ink.astype("float32"), ((pt, pb), (pl, pr)))
     image = Image.fromarray(padded, mode="F")
-    box = (left + pad, top + pad, left + pad + span, top + pad + span)
+    box = (left + pl, top + pt, left + pl + span, top + pt + span)
     out = np.asarray(image.resize((SIZE, SIZE), resample=Image.Resampling.BOX, box=box))
     return np.clip(out, 0.0, 1.0).astype("float32")
 
