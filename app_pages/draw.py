@@ -4,13 +4,13 @@ import streamlit as st
 
 from digitlab import charts, explore, jobs, store
 from digitlab.models import ModelConfig, ModelError
-from digitlab.training import TrainConfig
+from digitlab.training import quick_config
 from digitlab.ui import jobpanel, state
 
 digits = state.digits()
 ss = st.session_state
 QUICK_MODEL = ModelConfig()  # the tutorial's network
-QUICK_TRAIN = TrainConfig(epochs=2, augment=True)  # augmented: drawn digits are not MNIST's
+QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~40,000 digits seen
 
 st.title("Draw a digit")
 

@@ -72,7 +72,7 @@ def fold_curves_figure(
             fig.add_scatter(
                 x=list(range(1, len(ys) + 1)),
                 y=ys,
-                mode="lines",
+                mode="lines+markers",  # a 1-epoch run is one point per fold: still visible
                 name=name,
                 legendgroup=name,
                 showlegend=i == 0,
