@@ -238,3 +238,18 @@ def test_first_page_does_not_import_tensorflow(app, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("content", [None, b"not numbers at all"], ids=["missing", "not-npz"])
+def test_bad_dataset_path_is_one_sentence(monkeypatch, digitlab_home, tmp_path, content):
+    path = tmp_path / "mnist.npz"
+    if content is not None:
+        path.write_bytes(content)
+    monkeypatch.setenv("DIGITLAB_MNIST", str(path))
+    for page in [None, *PAGES]:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        if page:
+            at = at.switch_page(page).run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and "mnist.npz" in errors[0], errors
