@@ -35,8 +35,8 @@ METHODS = ("naive", "canvas_to_mnist")
 MODELS = {
     "mlp": ("tutorial MLP, 5 epochs", {"arch": "mlp"}, {"epochs": 5}),
     "mlp_aug": ("MLP + augmentation, 10 epochs", {"arch": "mlp"}, {"epochs": 10, "augment": True}),
-    "cnn": ("CNN, 5 epochs", {"arch": "cnn"}, {"epochs": 5}),
-    "cnn_aug": ("CNN + augmentation, 3 epochs", {"arch": "cnn"}, {"epochs": 3, "augment": True}),
+    "cnn": ("CNN, 6 epochs", {"arch": "cnn"}, {"epochs": 6}),
+    "cnn_aug": ("CNN + augmentation, 12 epochs", {"arch": "cnn"}, {"epochs": 12, "augment": True}),
 }
 
 
@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=0, help="drawings per width (0: all 7,494)")
     ap.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
     ap.add_argument(
-        "--models", nargs="+", default=["mlp", "mlp_aug", "cnn_aug"], choices=list(MODELS)
+        "--models", nargs="+", default=["mlp", "mlp_aug", "cnn", "cnn_aug"], choices=list(MODELS)
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-stroke-norm", action="store_true", help="canvas_to_mnist without it")
