@@ -24,14 +24,7 @@ if state.current() is None and not ss.get("draw_autoload_tried"):
         except (ModelError, store.StoreError) as e:
             st.warning(f"The latest saved model could not be loaded: {e}")
         else:
-            state.set_current(
-                model,
-                name=entry.name,
-                description=entry.meta.get("description") or state.describe_model(model),
-                test_accuracy=entry.meta.get("test_accuracy"),
-                origin="saved",
-                saved_as=entry.name,
-            )
+            state.set_current_saved(model, entry)
             st.rerun()  # the sidebar shows it too
 
 cm = state.current()

@@ -67,14 +67,7 @@ def load() -> None:
                 except (ModelError, store.StoreError) as e:
                     st.error(str(e))
                 else:
-                    state.set_current(
-                        model,
-                        name=entry.name,
-                        description=entry.meta.get("description") or state.describe_model(model),
-                        test_accuracy=entry.meta.get("test_accuracy"),
-                        origin="saved",
-                        saved_as=entry.name,
-                    )
+                    state.set_current_saved(model, entry)
                     st.rerun()
     with c2:
         up = st.file_uploader("Upload a .keras model", type=["keras"], key="upload_model")

@@ -96,6 +96,18 @@ def set_current(model, **info) -> CurrentModel:
     return cm
 
 
+def set_current_saved(model, entry) -> CurrentModel:
+    """Make a model loaded from the store (store.load_model) the current one."""
+    return set_current(
+        model,
+        name=entry.name,
+        description=entry.meta.get("description") or describe_model(model),
+        test_accuracy=entry.meta.get("test_accuracy"),
+        origin="saved",
+        saved_as=entry.name,
+    )
+
+
 def describe_model(model) -> str:
     """One line for a model from outside: its layers' kinds and sizes."""
     parts = []
