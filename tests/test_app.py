@@ -253,3 +253,21 @@ def test_bad_dataset_path_is_one_sentence(monkeypatch, digitlab_home, tmp_path, 
         assert not at.exception
         errors = [e.value for e in at.error]
         assert len(errors) == 1 and "mnist.npz" in errors[0], errors
+
+
+def test_leaving_the_train_page_mid_run_and_coming_back(app):
+    """Navigating away neither kills nor loses a run: back on Train, it is still there."""
+    at = app.switch_page("app_pages/train.py").run()
+    at.number_input(key="t_epochs").set_value(40)
+    at.select_slider(key="t_units").set_value(32)
+    at.button(key="t_start").click().run()
+    job = at.session_state["train_job"]
+    at = at.switch_page("app_pages/data.py").run()  # away, while it trains
+    assert not at.exception and not job.progress.finished
+    assert job.stop_event.is_set() is False
+    at = at.switch_page("app_pages/train.py").run()  # and back
+    assert not at.exception
+    assert at.session_state["train_job"] is job
+    assert any(h.value.startswith("Run:") for h in at.subheader)
+    at = finish(at, "train_job")
+    assert at.metric[2].value == "40 of 40"  # it ran to the end while we were away
