@@ -15,7 +15,7 @@ done
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "Installing DigitLab's requirements into .venv (first time: a few minutes, ~2 GB) ..."
+  echo "Installing DigitLab's requirements into .venv (first time: about 5 minutes, 3 GB) ..."
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
