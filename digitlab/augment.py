@@ -83,19 +83,33 @@ def _pool3x3(img, op):
     return op(op(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])  # (b, 28, 28)
 
 
+def augment_batches(data, *, seed: int | None, config: AugmentConfig = AugmentConfig()):
+    """Map a tf.data.Dataset of (x, y) batches to augmented ones; y passes through unchanged."""
+    import tensorflow as tf
+
+    seed = 0 if seed is None else int(seed)
+    # One (2,) stateless seed per batch; a fresh stream every epoch, the same for the same seed.
+    streams = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    data = tf.data.Dataset.zip((data, streams))
+    return data.map(
+        lambda xy, s: (augment_batch(xy[0], s, config=config), xy[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
 def augmented_dataset(
     x: np.ndarray,
     y: np.ndarray,
     *,
     batch_size: int,
     seed: int | None,
-    config: AugmentConfig = AugmentConfig(),
 ):
     """A tf.data.Dataset of augmented (x, y) batches, reshuffled every epoch, for model.fit.
 
     x: (n, 28, 28) float32 in [0, 1]; y: (n, 10) one-hot, passed through unchanged.
     """
-    import tensorflow as tf
+    from digitlab.training import input_pipeline
 
     x = np.asarray(x, dtype="float32")
     y = np.asarray(y, dtype="float32")
@@ -103,15 +117,4 @@ def augmented_dataset(
         raise ValueError(f"Augmentation needs (n, 28, 28) images, not shape {x.shape}.")
     if len(x) != len(y):
         raise ValueError(f"{len(x)} images but {len(y)} labels.")
-    seed = 0 if seed is None else int(seed)
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    # One (2,) stateless seed per batch; a fresh stream every epoch, the same for the same seed.
-    streams = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    data = tf.data.Dataset.zip((data, streams))
-    data = data.map(
-        lambda xy, s: (augment_batch(xy[0], s, config=config), xy[1]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    return data.prefetch(tf.data.AUTOTUNE)
+    return input_pipeline(x, y, batch_size=batch_size, seed=seed, augment=True)

@@ -30,6 +30,9 @@ class ModelConfig:
     learning_rate: float | None = None  # None: the optimizer's Keras default (rmsprop 0.001)
     dropout: float = 0.0  # tutorial: none (mlp); the cnn uses 0.5 when this is 0
     jit_compile: bool = True  # XLA: same maths, faster epochs on CPU (see BENCHMARKS.md)
+    # Batches per Keras call (a compiled loop): same maths, less per-batch Python; a stop still
+    # ends the run within one batch (training.input_pipeline). Tutorial: 1.
+    steps_per_execution: int = 32
 
     def __post_init__(self):
         problems = []
@@ -47,6 +50,8 @@ class ModelConfig:
             )
         if self.learning_rate is not None and not 1e-6 <= self.learning_rate <= 1.0:
             problems.append(f"learning rate must be 1e-6..1, not {self.learning_rate}")
+        if not 1 <= self.steps_per_execution <= 1000:
+            problems.append(f"steps per execution must be 1..1000, not {self.steps_per_execution}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), not {self.dropout}")
         if problems:
@@ -63,7 +68,7 @@ class ModelConfig:
         return asdict(self)
 
 
-TUTORIAL = ModelConfig(jit_compile=False)  # the tutorial exactly, as its script compiles it
+TUTORIAL = ModelConfig(jit_compile=False, steps_per_execution=1)  # the tutorial as it compiles
 
 
 def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None):
@@ -101,6 +106,7 @@ def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None)
         loss="categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )
     return model
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -86,7 +88,11 @@ class TrainResult:
 def make_events_callback(
     on_event: EventSink | None, stop: StopFlag | None, *, epochs: int, batches: int
 ):
-    """A Keras callback that reports epochs and batches and honours a stop within one batch."""
+    """A Keras callback that reports epochs and batches, and ends the fit on a stop request.
+
+    Within one call of several steps, input_pipeline's stop check ends the epoch; this callback
+    then stops the fit at its next batch event.
+    """
     import keras
 
     class Events(keras.callbacks.Callback):
@@ -96,8 +102,9 @@ def make_events_callback(
                 self.model.stop_training = True
 
         def on_train_batch_end(self, batch, logs=None):
+            # With steps_per_execution k this comes once per k batches; batch is the last one.
             if on_event is not None:
-                on_event({"type": "batch", "batch": batch + 1, "batches": batches})
+                on_event({"type": "batch", "batch": min(batch + 1, batches), "batches": batches})
             if stop is not None and stop.is_set():
                 self.model.stop_training = True  # Keras 3 checks this after every batch
 
@@ -116,14 +123,134 @@ def make_events_callback(
     return cb
 
 
-def fit_inputs(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
-    """What model.fit gets: plain arrays, or an augmenting tf.data pipeline."""
-    if not cfg.augment:
-        return {"x": x, "y": y, "batch_size": cfg.batch_size, "shuffle": True}
-    from digitlab.augment import augmented_dataset
+def input_pipeline(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int | None,
+    augment: bool = False,
+    stopped=None,
+):
+    """The tf.data batches model.fit reads: reshuffled every epoch, maybe augmented, stoppable.
 
-    data = augmented_dataset(x, y, batch_size=cfg.batch_size, seed=cfg.seed)
-    return {"x": data, "shuffle": False}  # the dataset reshuffles itself every epoch
+    x: (n, 28, 28) float32 in [0, 1]; y: (n, 10). Shuffling is by index (the arrays are held
+    once, batches gathered from them, as Keras's own array adapter does). With `stopped` (a
+    boolean tf.Variable, from stop_variable) the stream ends at the first batch asked for after
+    it turns True: Keras runs several steps per call (ModelConfig.steps_per_execution), and the
+    loop inside that call takes its next batch from here, so no batch starts after a stop
+    request even between two callbacks.
+    """
+    import tensorflow as tf
+
+    x = np.asarray(x, dtype="float32")
+    y = np.asarray(y, dtype="float32")
+    xs, ys = tf.constant(x), tf.constant(y)
+    n = len(x)
+    data = tf.data.Dataset.range(n)
+    data = data.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    data = data.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
+    if augment:
+        from digitlab.augment import augment_batches
+
+        data = augment_batches(data, seed=seed)
+    data = data.prefetch(2)
+    if stopped is not None:
+        data = data.take_while(lambda *_: tf.logical_not(stopped))
+        options = tf.data.Options()
+        # else tf.data adds a prefetch after the (synchronous) take_while, which would take
+        # batches ahead of the training loop and read the stop early
+        options.experimental_optimization.inject_prefetch = False
+        data = data.with_options(options)
+    return data
+
+
+class StopEvent(threading.Event):
+    """A threading.Event that also sets, at once and in the caller's thread, whatever training
+    reads it (stop_variable). Jobs hand one of these to their work."""
+
+    def __init__(self):
+        super().__init__()
+        self._hooks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        super().set()
+        for hook in list(self._hooks):
+            hook()
+
+
+@contextlib.contextmanager
+def stop_variable(stop: StopFlag):
+    """A boolean tf.Variable that turns True as soon as the flag is set, while the block runs.
+
+    The input pipeline reads it as each batch is taken, inside TensorFlow (a Python check
+    there, tf.py_function, cost about 30% of an epoch). A StopEvent sets it in set() itself;
+    any other flag (a multiprocessing Event in a fold worker) is waited on by a thread, which
+    wakes within about a millisecond, a fraction of a batch of 128.
+    """
+    import tensorflow as tf
+
+    stopped = tf.Variable(False, trainable=False, name="digitlab_stop")
+
+    def hook():
+        stopped.assign(True)
+
+    done = threading.Event()
+    if isinstance(stop, StopEvent):
+        stop._hooks.append(hook)
+        if stop.is_set():
+            hook()
+    else:
+        wait = getattr(stop, "wait", None)  # threading and multiprocessing Events have one
+
+        def watch():
+            while not done.is_set():
+                if stop.is_set() or (wait(0.1) if wait else time.sleep(0.002)):
+                    hook()
+                    return
+
+        threading.Thread(target=watch, daemon=True, name="digitlab-stop-watch").start()
+    try:
+        yield stopped
+    finally:
+        done.set()
+        if isinstance(stop, StopEvent):
+            stop._hooks.remove(hook)
+
+
+def fit(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int | None,
+    events,
+    stop: StopFlag | None = None,
+    augment: bool = False,
+    validation_data=None,
+) -> None:
+    """model.fit on the stoppable pipeline, with the events callback (train() and every fold)."""
+    import warnings
+
+    # Always a flag, so a run without one is the same pipeline (same batches for the same seed)
+    stop = stop if stop is not None else StopEvent()
+    with stop_variable(stop) as stopped, warnings.catch_warnings():
+        data = input_pipeline(
+            x, y, batch_size=batch_size, seed=seed, augment=augment, stopped=stopped
+        )
+        # The pipeline's length is unknown to Keras (take_while), so the first epoch's end, and
+        # an epoch cut short by a stop, read to it as "ran out of data": both are expected.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        model.fit(
+            data,
+            shuffle=False,  # the pipeline reshuffles every epoch
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=[events],
+            verbose=0,
+        )
 
 
 def train(
@@ -170,12 +297,17 @@ def train(
             }
         )
     events = make_events_callback(on_event, stop, epochs=cfg.epochs, batches=batches)
-    model.fit(
-        **fit_inputs(x, y, cfg),
+    fit(
+        model,
+        x,
+        y,
         epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        events=events,
+        stop=stop,
+        augment=cfg.augment,
         validation_data=validation,
-        callbacks=[events],
-        verbose=0,
     )
     result = TrainResult(
         model=model,

@@ -2,14 +2,15 @@
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from digitlab.data import load_mnist
-from digitlab.models import ModelConfig, predict_proba
-from digitlab.training import TrainConfig, TrainingError, predictions, train
+from digitlab.models import ModelConfig, build_model, predict_proba
+from digitlab.training import StopEvent, TrainConfig, TrainingError, predictions, train
 
 MNIST = os.environ.get("DIGITLAB_MNIST")
 
@@ -27,7 +28,7 @@ def test_events_history_and_test_score(small):
     events = []
     result = train(
         small,
-        model_config=ModelConfig(hidden_units=128),
+        model_config=ModelConfig(hidden_units=128, steps_per_execution=8),
         train_config=TrainConfig(epochs=3, batch_size=64),
         on_event=events.append,
     )
@@ -37,8 +38,10 @@ def test_events_history_and_test_score(small):
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     for e in epochs:
         assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(e)
-    batches = [e for e in events if e["type"] == "batch"]
-    assert len(batches) == 3 * events[0]["batches"]  # 1800 train digits / 64 = 29 per epoch
+    batches = [e["batch"] for e in events if e["type"] == "batch"]
+    # 1800 train digits / 64 = 29 batches an epoch, reported once per 8 (steps_per_execution)
+    assert events[0]["batches"] == 29
+    assert batches == [8, 16, 24, 29] * 3
     assert events[0]["n_train"] == 1800 and events[0]["n_val"] == 200
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert result.test_accuracy > 0.8 and not result.stopped
@@ -48,27 +51,56 @@ def test_events_history_and_test_score(small):
 
 
 def test_stop_is_honoured_within_one_batch(small):
+    """A stop asked while a batch runs makes it the last one, even in the middle of a Keras call
+    of many steps (steps_per_execution above an epoch's batches: no callback runs in between)."""
+    mcfg = ModelConfig(hidden_units=64, steps_per_execution=1000)
+    model = build_model(mcfg, seed=0)
+    stop = StopEvent()  # what a job hands its work
+    at_stop = []
+
+    def stop_mid_epoch():  # watches the step counter, as a person watches the progress bar
+        while int(model.optimizer.iterations) < 20:
+            time.sleep(0.001)
+        stop.set()
+        at_stop.append(int(model.optimizer.iterations))
+
+    batch_events = []
+    threading.Thread(target=stop_mid_epoch, daemon=True).start()
+    result = train(
+        small,
+        model_config=mcfg,
+        train_config=TrainConfig(epochs=4, batch_size=8),  # 225 batches an epoch, one call
+        on_event=lambda e: e["type"] == "batch" and batch_events.append(e["batch"]),
+        stop=stop,
+        model=model,
+    )
+    ran = int(result.model.optimizer.iterations)
+    assert 20 <= at_stop[0] <= ran <= at_stop[0] + 1 < 225  # at most the batch in flight ran
+    assert result.stopped and len(result.history) == 1 and result.history[0]["partial"]
+    assert len(batch_events) == 1  # the one call ended early; no more epochs ran
+    probs = predict_proba(result.model, small.x_test[:3] / 255.0)  # the partial model is usable
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert result.test_accuracy is not None
+
+
+def test_stop_from_a_batch_event_runs_no_further_batch(small):
     stop = threading.Event()
     seen = []
 
     def on_event(e):
         if e["type"] == "batch":
             seen.append(e["batch"])
-            if len(seen) == 5:
-                stop.set()
+            stop.set()
 
     result = train(
         small,
-        model_config=ModelConfig(hidden_units=64),
+        model_config=ModelConfig(hidden_units=64, steps_per_execution=8),
         train_config=TrainConfig(epochs=4, batch_size=32),
         on_event=on_event,
         stop=stop,
     )
-    assert len(seen) == 5  # no batch ran after the one during which stop was asked
-    assert result.stopped and len(result.history) == 1 and result.history[0]["partial"]
-    probs = predict_proba(result.model, small.x_test[:3] / 255.0)  # the partial model is usable
-    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    assert result.test_accuracy is not None
+    assert seen == [8] and int(result.model.optimizer.iterations) == 8
+    assert result.stopped and result.history[0]["partial"]
 
 
 def test_seed_makes_runs_repeatable(small):
