@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs, store
+from digitlab import charts, explore, jobs, store, workers
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
 from digitlab.ui import jobpanel, state
@@ -40,6 +40,7 @@ def quick_progress() -> None:
 
 
 if cm is None:
+    workers.prewarm()  # quick-train starts without waiting for TensorFlow to load
     if quick is not None and not quick.progress.finished:
         st.info("Training the tutorial's network for you ...")
         quick_progress()

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs
+from digitlab import charts, explore, jobs, workers
 from digitlab.models import ARCHITECTURES, OPTIMIZERS, ModelConfig, ModelError
 from digitlab.training import TrainConfig, TrainingError
 from digitlab.ui import jobpanel, models_panel, state
 
 digits = state.digits()
+workers.prewarm()  # a training process ready before the Train button is pressed
 ss = st.session_state
 job = ss["train_job"]
 busy = job is not None and not job.progress.finished

@@ -18,7 +18,7 @@ import numpy as np
 
 from digitlab.data import normalise, one_hot
 from digitlab.models import ModelConfig, build_model
-from digitlab.training import Event, EventSink, StopFlag, make_events_callback
+from digitlab.training import Event, EventSink, StopFlag, fit, make_events_callback
 
 
 class CrossValError(ValueError):
@@ -139,14 +139,16 @@ def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=
     batches = -(-len(x_train) // task.batch_size)
     tagged({"type": "fold_start", "epochs": task.epochs, "batches": batches})
     events = make_events_callback(tagged, stop, epochs=task.epochs, batches=batches)
-    model.fit(
+    fit(
+        model,
         x_train,
         y_train,
         epochs=task.epochs,
         batch_size=task.batch_size,
+        seed=task.seed,
+        events=events,
+        stop=stop,
         validation_data=(x_test, y_test),
-        callbacks=[events],
-        verbose=0,
     )
     loss, acc = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -204,6 +206,9 @@ _CLOSED = "_fold_closed"  # a worker's last word on a fold: every event of that 
 
 
 def _init_worker(images, labels, threads, events, stop):
+    from digitlab.workers import NICE
+
+    os.nice(NICE)  # pages answering drawings keep the server's priority (digitlab.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from digitlab.training import StopEvent
+
 log = logging.getLogger(__name__)
 
 Work = Callable[[Callable[[dict], None], threading.Event], Any]
@@ -149,7 +151,7 @@ class Job:
         self.heartbeat_timeout = heartbeat_s  # None: never reaped
         self.last_heartbeat = time.monotonic()
         self.progress = Progress()
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()  # its set() reaches a running fit at once
         self._work = work
         self._thread: threading.Thread | None = None
 
@@ -346,21 +348,48 @@ def manager() -> JobManager:
 # The work the app runs as jobs: data and settings bound, ready for JobManager.submit.
 
 
-def training_work(digits, *, model_config, train_config) -> Work:
-    """One training run (digitlab.training.train); the job's result is the TrainResult."""
+def training_work(digits, *, model_config, train_config, in_worker: bool = True) -> Work:
+    """One training run (digitlab.training.train); the job's result is the TrainResult.
+
+    in_worker: train in a lower-priority worker process (digitlab.workers), so that pages
+    answering drawings keep the server's CPU; the trained weights come back into a model built
+    here. False: train in the job's own thread.
+    """
 
     def work(on_event, stop):
         from digitlab.training import train
 
-        return train(
-            digits,
-            model_config=model_config,
-            train_config=train_config,
-            on_event=on_event,
-            stop=stop,
+        if not in_worker:
+            return train(
+                digits,
+                model_config=model_config,
+                train_config=train_config,
+                on_event=on_event,
+                stop=stop,
+            )
+        from digitlab import workers
+        from digitlab.models import build_model
+
+        result, weights = workers.run(
+            train_in_worker, digits, model_config, train_config, on_event=on_event, stop=stop
         )
+        result.model = build_model(model_config)
+        result.model.set_weights(weights)
+        return result
 
     return work
+
+
+def train_in_worker(digits, model_config, train_config, *, on_event, stop):
+    """train() as a worker runs it: the TrainResult without its model, and the model's weights."""
+    from digitlab.training import train
+
+    result = train(
+        digits, model_config=model_config, train_config=train_config, on_event=on_event, stop=stop
+    )
+    weights = result.model.get_weights()
+    result.model = None
+    return result, weights
 
 
 def crossval_work(

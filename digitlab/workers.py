@@ -1,0 +1,199 @@
+"""Heavy work in its own lower-priority process, with live events, a stop, and a warm spare.
+
+A training job run in the server's own process shares its CPU time slices and its GIL with every
+page that answers a drawing: in a room of learners, predictions then wait behind training. Here
+the work runs in a child process (multiprocessing, spawn) at a lower scheduling priority
+(`os.nice`), with TensorFlow of its own: the server's threads win the cores whenever a page needs
+them, and training takes what is left.
+
+    result = run(fn, *args, on_event=..., stop=..., **kwargs)
+
+calls `fn(*args, on_event=..., stop=..., **kwargs)` in a worker; `fn` must be importable (a
+module-level function) and its arguments and result picklable. Events reach `on_event` in the
+caller as the worker sends them (a multiprocessing queue); the result comes last on the same
+queue, so every event has arrived when `run` returns. An exception in `fn` is raised again here.
+The caller's stop flag is passed on through a multiprocessing Event (training reads it within
+one batch); a worker that has not ended KILL_AFTER_S seconds after a stop is killed.
+
+Starting Python and importing TensorFlow takes seconds, so one spare worker is kept started
+(`prewarm`): a job takes it, and a new spare is started when the job ends. Each worker runs one
+job and exits, so a job's memory goes back to the system with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+NICE = 10  # how much lower the workers' priority is than the server's (0..19)
+KILL_AFTER_S = 30.0  # a stopped worker that has not ended by then is killed
+_ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
+
+
+class WorkerError(RuntimeError):
+    """The worker process ended without a result (killed, crashed, out of memory)."""
+
+
+def _serve(conn, events, stop, nice: int) -> None:
+    """A worker's life: lower its priority, import TensorFlow, run one task, send the result."""
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parent = os.getppid()
+
+    def orphaned():  # the server is gone (killed): nobody will read the result
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    import keras  # noqa: F401  (the slow imports, paid while waiting for work)
+    import tensorflow  # noqa: F401
+
+    try:
+        fn, args, kwargs = conn.recv()
+    except (EOFError, OSError):
+        return  # a spare that was never used
+    try:
+        result = fn(*args, on_event=lambda e: events.put(("event", e)), stop=stop, **kwargs)
+        events.put(("result", result))
+    except BaseException as e:  # sent back and raised in the caller
+        try:
+            events.put(("error", e))
+        except Exception:
+            events.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+    events.close()
+    events.join_thread()  # everything is in the pipe before the process ends
+
+
+class _Worker:
+    def __init__(self):
+        self.events = _ctx.Queue()
+        self.stop = _ctx.Event()
+        self.conn, child = _ctx.Pipe()
+        self.proc = _ctx.Process(
+            target=_serve,
+            args=(child, self.events, self.stop, NICE),
+            daemon=True,
+            name="digitlab-worker",
+        )
+        self.proc.start()
+        child.close()
+
+    def discard(self) -> None:
+        self.conn.close()  # a waiting spare sees EOF and exits
+        self.proc.join(1.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(1.0)
+
+
+_spare: _Worker | None = None
+_keep_warm = False  # set by prewarm: after each job, start the next spare
+_lock = threading.Lock()
+
+
+def prewarm() -> None:
+    """Start a spare worker now if there is none, and keep one ready after every job from now on,
+    so that jobs start without waiting for Python and TensorFlow."""
+    global _spare, _keep_warm
+    with _lock:
+        _keep_warm = True
+        if _spare is None or not _spare.proc.is_alive():
+            _spare = _Worker()
+
+
+def _take() -> _Worker:
+    global _spare
+    with _lock:
+        w, _spare = _spare, None
+    if w is not None and w.proc.is_alive():
+        return w
+    return _Worker()
+
+
+def shutdown() -> None:
+    """End the spare and stop keeping one (tests, and a server that stops)."""
+    global _spare, _keep_warm
+    with _lock:
+        w, _spare, _keep_warm = _spare, None, False
+    if w is not None:
+        w.discard()
+
+
+def run(
+    fn: Callable[..., Any],
+    *args,
+    on_event: Callable[[dict], None] | None = None,
+    stop=None,
+    **kwargs,
+) -> Any:
+    """fn(*args, on_event=, stop=, **kwargs) in a worker process; see the module's doc."""
+    from digitlab.training import StopEvent
+
+    w = _take()
+    stopped_at: float | None = None
+    hooked = isinstance(stop, StopEvent)
+    if hooked:  # the worker hears of a stop in set() itself, not at our next poll
+        stop._hooks.append(w.stop.set)
+        if stop.is_set():
+            w.stop.set()
+    try:
+        try:
+            w.conn.send((fn, args, kwargs))
+        except OSError:
+            raise WorkerError(
+                f"The worker process could not start (exit code {w.proc.exitcode})."
+            ) from None
+        while True:
+            if stop is not None and stop.is_set() and stopped_at is None:
+                w.stop.set()
+                stopped_at = time.monotonic()
+            try:
+                kind, payload = w.events.get(timeout=0.05)
+            except queue.Empty:
+                if not w.proc.is_alive():
+                    raise WorkerError(
+                        f"The worker process ended without a result (exit code {w.proc.exitcode})."
+                    ) from None
+                if stopped_at is not None and time.monotonic() - stopped_at > KILL_AFTER_S:
+                    w.proc.kill()
+                    raise WorkerError(
+                        f"The worker did not stop within {KILL_AFTER_S:.0f} s and was ended."
+                    ) from None
+                continue
+            if kind == "event":
+                if on_event is not None:
+                    on_event(payload)
+            elif kind == "result":
+                return payload
+            else:
+                raise payload
+    finally:
+        if hooked:
+            stop._hooks.remove(w.stop.set)
+        # The worker's own exit (TensorFlow's teardown) takes a while: not on the caller's time.
+        threading.Thread(target=_retire, args=(w,), daemon=True).start()
+
+
+def _retire(w: _Worker) -> None:
+    """Let a finished worker exit (kill it if it hangs), then start the next spare."""
+    w.proc.join(10.0)
+    if w.proc.is_alive():
+        w.proc.kill()
+        w.proc.join(1.0)
+    w.conn.close()
+    if _keep_warm:
+        try:
+            prewarm()
+        except Exception:  # a spare is an optimisation; the next job starts its own
+            log.exception("could not start a spare worker")

@@ -1,0 +1,94 @@
+"""digitlab.workers: work in a lower-priority process, events in order, stop, errors, the spare."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from digitlab import workers
+from digitlab.training import StopEvent, TrainingError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# Module-level, so that a spawned worker can import them.
+def count(n, *, on_event, stop):
+    for i in range(n):
+        on_event({"type": "tick", "i": i})
+    return {"pid": os.getpid(), "nice": os.nice(0)}
+
+
+def until_stopped(*, on_event, stop):
+    on_event({"type": "started"})
+    t0 = time.monotonic()
+    while not stop.is_set():
+        if time.monotonic() - t0 > 60:
+            return "never stopped"
+        time.sleep(0.001)
+    return "stopped"
+
+
+def bad_settings(*, on_event, stop):
+    raise TrainingError("Epochs must be 1..200, not 0.")
+
+
+def die(*, on_event, stop):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def no_spare_left():
+    yield
+    workers.shutdown()
+
+
+def test_result_and_every_event_in_order_from_a_lower_priority_process():
+    events = []
+    out = workers.run(count, 500, on_event=events.append)
+    assert [e["i"] for e in events] == list(range(500))  # all arrived before the result
+    assert out["pid"] != os.getpid()
+    assert out["nice"] == min(19, os.nice(0) + workers.NICE)
+
+
+def test_stop_reaches_the_worker_at_once():
+    stop = StopEvent()
+    started = threading.Event()
+    result = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            workers.run(until_stopped, on_event=lambda e: started.set(), stop=stop)
+        )
+    )
+    t.start()
+    assert started.wait(60)
+    t0 = time.monotonic()
+    stop.set()
+    t.join(30)
+    assert result == ["stopped"] and time.monotonic() - t0 < 2.0
+
+
+def test_an_error_in_the_work_is_raised_here_with_its_type():
+    with pytest.raises(TrainingError, match="Epochs must be 1..200"):
+        workers.run(bad_settings)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    with pytest.raises(workers.WorkerError, match="ended without a result"):
+        workers.run(die)
+
+
+def test_prewarm_keeps_a_spare_that_the_next_job_uses():
+    workers.prewarm()
+    spare = workers._spare
+    assert spare is not None and spare.proc.is_alive()
+    out = workers.run(count, 1)
+    assert out["pid"] == spare.proc.pid  # the job ran in the warm spare
+    deadline = time.monotonic() + 30
+    while workers._spare is None or workers._spare is spare:  # and a new spare takes its place
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert workers._spare.proc.is_alive()
