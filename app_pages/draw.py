@@ -77,13 +77,11 @@ with left:
         width=280,
         drawing_mode="freedraw",
         return_image_data=True,
-        key=f"canvas_{ss['canvas_key']}",  # Clear: a new key is a new, empty canvas
+        key="canvas",
     )
-    st.button(
-        "Clear",
-        key="draw_clear",
-        on_click=lambda: ss.update(canvas_key=ss["canvas_key"] + 1),
-    )
+    # Clearing happens in the browser, at once: a server-side Clear (a new canvas, or a new
+    # initial drawing) arrives a round trip later and lost strokes begun in between.
+    st.caption("Clear with the bin icon above the canvas; the arrows undo and redo strokes.")
 
 reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
 with mid:
@@ -111,7 +109,7 @@ label = c1.selectbox(
     "This drawing is a",
     list(range(10)),
     index=reading.digit if reading.digit is not None else 0,
-    key=f"draw_label_{ss['canvas_key']}_{reading.digit}",  # follows the prediction
+    key=f"draw_label_{reading.digit}",  # follows the prediction
 )
 if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
     store.save_drawing(reading.image, label)

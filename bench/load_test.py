@@ -175,7 +175,7 @@ async def draw(page, points) -> None:
 
 
 async def clear(page) -> None:
-    await page.get_by_role("button", name="Clear").click()
+    await page.get_by_role("button", name="Reset canvas & history").click()  # the bin icon
     await page.locator(DIGIT).first.wait_for(state="detached", timeout=30_000)
 
 

@@ -26,7 +26,6 @@ DEFAULTS: dict[str, Any] = {
     "quick_job": None,  # Job of the Draw page's quick training
     "absorbed_jobs": (),  # ids of finished jobs whose model became the current model
     "cv_view": None,  # {"fresh": CVResult, "reused": CVResult | None} on show
-    "canvas_key": 0,  # bumped by Clear: a new key gives an empty canvas
     "sample_seed": 0,  # Data page: which random sample
 }
 

@@ -112,8 +112,8 @@ def test_draw_one_and_zero(page, server, shots):
     page.get_by_role("button", name="Save this drawing as 1").click()
     page.get_by_text(re.compile(r"of your 1 saved drawings")).wait_for()
 
-    page.get_by_role("button", name="Clear").click()
-    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Reset canvas & history").click()  # the canvas's bin icon
+    page.get_by_text("Nothing drawn yet.").wait_for()  # the page heard the canvas clear
     draw(page, ZERO)
     assert predicted(page, "0") == "0"
     check_clean(page, server, shots, "05-draw-zero")
