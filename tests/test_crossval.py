@@ -110,3 +110,14 @@ def test_settings_that_cannot_work(n, folds, words):
     x, y = np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.uint8)
     with pytest.raises(CrossValError, match=words):
         cross_validate(x, y, n_splits=folds)
+
+
+@pytest.mark.parametrize(
+    "folds, cores, workers",
+    [(5, 2, 3), (4, 2, 2), (10, 2, 2), (3, 2, 3), (2, 2, 2), (5, 4, 5), (10, 4, 5), (2, 8, 2)],
+)
+def test_balanced_workers_keep_every_core_busy_to_the_end(folds, cores, workers):
+    from digitlab.crossval import balanced_workers
+
+    assert balanced_workers(folds, cores) == workers
+    assert workers >= min(cores, folds)  # never fewer processes than cores to fill
