@@ -246,6 +246,8 @@ class ProcessExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, wait
 
+        from digitlab.workers import hidden_main
+
         if not tasks:
             return []
         ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
@@ -256,7 +258,8 @@ class ProcessExecutor:
             initializer=_init_worker,
             initargs=(images, labels, self.threads, events, remote_stop),
         ) as pool:
-            futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
+            with hidden_main():  # the workers start with the first submits
+                futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
             pending = set(futures)
             open_folds = set(futures.values())  # folds whose closing word has not come yet
             deadline = None

@@ -39,6 +39,30 @@ KILL_AFTER_S = 30.0  # a stopped worker that has not ended by then is killed
 _ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
 
 
+@contextlib.contextmanager
+def hidden_main():
+    """Start spawned processes inside this block: they will not re-run this process's __main__.
+
+    A spawned child imports the parent's main script before it runs anything, and under
+    `streamlit run` that script is the app (Streamlit installs each run's module as __main__):
+    every worker would run streamlit_app.py headless. Work sent to workers lives in importable
+    modules, so the child needs none of it; __main__ is swapped for an empty module while the
+    processes start, and put back unless a script run has replaced it meanwhile.
+    """
+    import sys
+    import types
+
+    real = sys.modules.get("__main__")
+    stand_in = types.ModuleType("__main__")
+    stand_in.__spec__ = None
+    sys.modules["__main__"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("__main__") is stand_in and real is not None:
+            sys.modules["__main__"] = real
+
+
 class WorkerError(RuntimeError):
     """The worker process ended without a result (killed, crashed, out of memory)."""
 
@@ -59,6 +83,7 @@ def _serve(conn, events, stop, nice: int) -> None:
     import keras  # noqa: F401  (the slow imports, paid while waiting for work)
     import tensorflow  # noqa: F401
 
+    events.put(("ready", os.getpid()))
     try:
         fn, args, kwargs = conn.recv()
     except (EOFError, OSError):
@@ -86,8 +111,19 @@ class _Worker:
             daemon=True,
             name="digitlab-worker",
         )
-        self.proc.start()
+        with hidden_main():
+            self.proc.start()
         child.close()
+        self.ready = False  # its imports are done (its first word on the queue)
+
+    def wait_ready(self, timeout: float) -> bool:
+        if not self.ready:
+            try:
+                kind, _ = self.events.get(timeout=timeout)
+            except queue.Empty:
+                return False
+            self.ready = kind == "ready"
+        return self.ready
 
     def discard(self) -> None:
         self.conn.close()  # a waiting spare sees EOF and exits
@@ -119,6 +155,19 @@ def _take() -> _Worker:
     if w is not None and w.proc.is_alive():
         return w
     return _Worker()
+
+
+def wait_spare(timeout: float = 60.0) -> bool:
+    """Block until a spare worker is started and has imported TensorFlow (benchmarks use this
+    so that a spare's start-up does not overlap what they time next)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _lock:
+            w = _spare
+        if w is not None:
+            return w.wait_ready(max(0.0, deadline - time.monotonic()))
+        time.sleep(0.05)
+    return False
 
 
 def shutdown() -> None:
@@ -171,7 +220,9 @@ def run(
                         f"The worker did not stop within {KILL_AFTER_S:.0f} s and was ended."
                     ) from None
                 continue
-            if kind == "event":
+            if kind == "ready":
+                w.ready = True
+            elif kind == "event":
                 if on_event is not None:
                     on_event(payload)
             elif kind == "result":

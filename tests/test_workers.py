@@ -92,3 +92,21 @@ def test_prewarm_keeps_a_spare_that_the_next_job_uses():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert workers._spare.proc.is_alive()
+
+
+def test_a_worker_does_not_rerun_the_main_script(tmp_path, monkeypatch):
+    """Under `streamlit run` the app script is __main__; a spawned worker must not execute it."""
+    import sys
+    import types
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "app_script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('the main script ran')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    out = workers.run(count, 3)
+    assert out["pid"] != os.getpid()
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # put back after the start
