@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from digitlab import ui
 from digitlab.ui import jobpanel, sidebar, state
 
 st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
@@ -33,4 +34,6 @@ nav = st.navigation([HOME, DATA, TRAIN, EVALUATE, DRAW])
 digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
 jobpanel.absorb_finished()  # a run that ended while away: its model is current now
 sidebar.render(digits)
+if nav.title != "Home":
+    ui.wait_for_imports()  # charts' imports, started at server start, done before pages use them
 nav.run()
