@@ -143,3 +143,16 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total_kb / 1024
+
+
+def tree_cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by a process and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(os.getpid() if pid is None else pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
