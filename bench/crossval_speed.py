@@ -32,7 +32,9 @@ def run(digits, executor, *, epochs: int, folds: int) -> dict:
         n_splits=folds,
         epochs=epochs,
         executor=executor,
-        on_event=lambda e: kinds.update([e["type"]]),
+        on_event=lambda e: kinds.update(
+            [e["type"]] + (["last batch"] if e.get("batch") == e.get("batches") else [])
+        ),
     )
     seconds = time.perf_counter() - t0
     return {
@@ -80,9 +82,7 @@ def main() -> None:
         for s, p in zip(serial, par, strict=True)
         for a, b in zip(s["accuracies"], p["accuracies"], strict=True)
     )
-    batches = (
-        args.folds * args.epochs * -(-len(digits.x_train) * (args.folds - 1) // args.folds // 128)
-    )
+    epochs_expected = args.folds * args.epochs
     rows = []
     for label, r in runs.items():
         accs = r[-1]["accuracies"]
@@ -94,7 +94,8 @@ def main() -> None:
                 f"{ratios(serial, r, 'seconds'):.2f}x",
                 " ".join(f"{a:.4f}" for a in accs),
                 f"{np.mean(accs):.4f} +- {np.std(accs):.4f}",
-                f"{ev.get('epoch', 0)} epoch, {ev.get('batch', 0)} batch ({batches} expected)",
+                f"{ev.get('epoch', 0)} epoch ({epochs_expected} expected), {ev.get('batch', 0)}"
+                f" batch progress, {ev.get('last batch', 0)} of them an epoch's last batch",
             ]
         )
     print()
