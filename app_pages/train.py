@@ -53,7 +53,7 @@ with st.container(border=True):
     dropout = c2.slider(
         "Dropout", 0.0, 0.7, DEFAULT_M.dropout, 0.05, disabled=busy, key="t_dropout"
     )
-    epochs = c3.number_input("Epochs", 1, 50, DEFAULT_T.epochs, disabled=busy, key="t_epochs")
+    epochs = c3.number_input("Epochs", 1, 200, DEFAULT_T.epochs, disabled=busy, key="t_epochs")
     batch = c3.select_slider(
         "Batch size",
         [16, 32, 64, 128, 256, 512, 1024],
