@@ -306,7 +306,10 @@ class JobManager:
         except BaseException as e:  # the thread must never die silently
             p.error = error_sentence(e, f"The {job.label}")
             p.status = "failed"
-            log.warning("job %s failed: %s\n%s", job.id, p.error, traceback.format_exc())
+            if getattr(e, "quiet", False):  # e.g. the server is shutting down
+                log.info("job %s ended: %s", job.id, p.error)
+            else:
+                log.warning("job %s failed: %s\n%s", job.id, p.error, traceback.format_exc())
         finally:
             p.finished_at = time.time()
             if p.status == "done":

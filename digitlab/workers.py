@@ -22,11 +22,14 @@ job and exits, so a job's memory goes back to the system with it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401 - its exit hook is registered before ours
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -67,10 +70,38 @@ class WorkerError(RuntimeError):
     """The worker process ended without a result (killed, crashed, out of memory)."""
 
 
+class ServerClosing(WorkerError):
+    """The worker was ended because this process is exiting: expected, not a fault."""
+
+    quiet = True  # digitlab.jobs logs it without a traceback
+
+
+_closing = False
+
+
+_live: set = set()  # started workers not yet retired
+
+
+@atexit.register
+def _on_exit() -> None:
+    # Registered after multiprocessing's own exit hook, so it runs first: a job thread that
+    # sees its worker gone knows why, and the workers (which ignore SIGTERM) are killed here
+    # rather than waited for by multiprocessing's join.
+    global _closing
+    _closing = True
+    for w in list(_live):
+        with contextlib.suppress(Exception):
+            w.proc.kill()
+
+
 def _serve(conn, events, stop, nice: int) -> None:
     """A worker's life: lower its priority, import TensorFlow, run one task, send the result."""
     with contextlib.suppress(OSError):
         os.nice(nice)
+    # Ctrl-C in a terminal, or a stop sent to the whole process group, is for the server to act
+    # on: it ends its workers when it exits (_on_exit), and an orphaned worker ends itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parent = os.getppid()
 
@@ -113,6 +144,7 @@ class _Worker:
         )
         with hidden_main():
             self.proc.start()
+        _live.add(self)
         child.close()
         self.ready = False  # its imports are done (its first word on the queue)
 
@@ -131,6 +163,7 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(1.0)
+        _live.discard(self)
 
 
 _spare: _Worker | None = None
@@ -211,6 +244,8 @@ def run(
                 kind, payload = w.events.get(timeout=0.05)
             except queue.Empty:
                 if not w.proc.is_alive():
+                    if _closing:
+                        raise ServerClosing("The server stopped during the run.") from None
                     raise WorkerError(
                         f"The worker process ended without a result (exit code {w.proc.exitcode})."
                     ) from None
@@ -243,6 +278,7 @@ def _retire(w: _Worker) -> None:
         w.proc.kill()
         w.proc.join(1.0)
     w.conn.close()
+    _live.discard(w)
     if _keep_warm:
         try:
             prewarm()

@@ -23,7 +23,7 @@ def count(n, *, on_event, stop):
 
 
 def until_stopped(*, on_event, stop):
-    on_event({"type": "started"})
+    on_event({"type": "started", "pid": os.getpid()})
     t0 = time.monotonic()
     while not stop.is_set():
         if time.monotonic() - t0 > 60:
@@ -110,3 +110,34 @@ def test_a_worker_does_not_rerun_the_main_script(tmp_path, monkeypatch):
     assert out["pid"] != os.getpid()
     assert not marker.exists()
     assert sys.modules["__main__"] is fake_main  # put back after the start
+
+
+def test_a_worker_ended_by_the_server_exiting_is_not_a_fault(monkeypatch):
+    monkeypatch.setattr(workers, "_closing", True)  # what the exit hook sets
+    with pytest.raises(workers.ServerClosing) as caught:
+        workers.run(die)
+    assert caught.value.quiet  # digitlab.jobs logs it without a traceback
+
+
+def test_a_worker_leaves_terminal_and_group_signals_to_the_server():
+    """Ctrl-C or a SIGTERM to the process group must not kill a run: the server decides."""
+    stop = StopEvent()
+    started = []
+    result = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            workers.run(until_stopped, on_event=started.append, stop=stop)
+        )
+    )
+    t.start()
+    deadline = time.monotonic() + 60
+    while not started:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pid = started[0]["pid"]
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    stop.set()
+    t.join(30)
+    assert result == ["stopped"]
