@@ -175,6 +175,8 @@ def prewarm() -> None:
     """Start a spare worker now if there is none, and keep one ready after every job from now on,
     so that jobs start without waiting for Python and TensorFlow."""
     global _spare, _keep_warm
+    if _closing:  # a process started now would lose its parent while it starts
+        return
     with _lock:
         _keep_warm = True
         if _spare is None or not _spare.proc.is_alive():

@@ -22,10 +22,11 @@ def render(digits: Digits) -> None:
             acc = f"{cm.test_accuracy:.4f}" if cm.test_accuracy is not None else "not measured"
             st.markdown(f"**{cm.name}** ({cm.origin})  \ntest accuracy **{acc}**")
             st.caption(cm.description)
-        _jobs()
+        # A timer only while this session has a run going: every timed rerun competes with the
+        # reruns that answer drawings, and a widget change that lands during one can be lost.
+        st.fragment(_jobs, run_every=3 if jobpanel.my_jobs() else None)()
 
 
-@st.fragment(run_every=3)
 def _jobs() -> None:
     """Heartbeats for this session's jobs on every page, and a one-line status of each."""
     jobpanel.heartbeat()

@@ -54,7 +54,9 @@ def test_home_and_data_page(page, server, shots):
     go(page, "Data", "The data")
     grid = page.locator(".js-plotly-plot").first  # the sample grid is the page's first chart
     grid.wait_for()
-    assert page.locator(".js-plotly-plot").count() >= 3  # samples, counts per digit, mean images
+    # samples, counts per digit, mean images: charts appear one by one as the page runs
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    assert page.locator(".js-plotly-plot").count() >= 3
     check_clean(page, server, shots, "02-data")
 
 
