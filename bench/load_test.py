@@ -182,7 +182,7 @@ async def clear(page) -> None:
 async def training_state(page) -> tuple[bool, int | None]:
     """(still running, epochs finished) as the trainer's page shows them."""
     bar = page.locator(PROGRESS)
-    if await page.get_by_text("Test accuracy").count() or not await bar.count():
+    if await page.get_by_text("Test accuracy", exact=True).count() or not await bar.count():
         return False, None
     text = await bar.first.inner_text()
     m = re.search(r"Epoch (\d+) of", text)
@@ -197,7 +197,7 @@ async def start_training(browser, url: str, *, epochs: int):
     await page.wait_for_timeout(800)
     await page.get_by_role("button", name="Start training").click()
     running = page.locator(PROGRESS).get_by_text(re.compile(r"Epoch \d+ of"))
-    await running.or_(page.get_by_text("Test accuracy")).first.wait_for(timeout=300_000)
+    await running.or_(page.get_by_text("Test accuracy", exact=True)).first.wait_for(timeout=300_000)
     say("trainer: training started")
     return page
 

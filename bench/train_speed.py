@@ -265,7 +265,12 @@ def main() -> None:
                 ],
                 ["the same, median of per-round ratios", f"{100 * job_over:+.1f}%", "(info)", ""],
                 ["the same by CPU time (medians)", f"{100 * job_cpu_over:+.1f}%", "(info)", ""],
-                ["train() over bare fit, best of rounds", f"{100 * train_over_best:+.1f}%", "(info)", ""],
+                [
+                    "train() over bare fit, best of rounds",
+                    f"{100 * train_over_best:+.1f}%",
+                    "(info)",
+                    "",
+                ],
             ],
         )
     )

@@ -125,9 +125,7 @@ def test_a_worker_leaves_terminal_and_group_signals_to_the_server():
     started = []
     result = []
     t = threading.Thread(
-        target=lambda: result.append(
-            workers.run(until_stopped, on_event=started.append, stop=stop)
-        )
+        target=lambda: result.append(workers.run(until_stopped, on_event=started.append, stop=stop))
     )
     t.start()
     deadline = time.monotonic() + 60

@@ -64,7 +64,7 @@ def test_train_one_epoch(page, server, shots):
     go(page, "Train", "Train a network")
     set_number(page, "Epochs", 1)
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Test accuracy").wait_for(timeout=LONG)
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=LONG)
     page.locator(".js-plotly-plot").nth(2).wait_for(timeout=LONG)  # loss, accuracy, confusion
     assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2  # curves drawn
     value = page.locator('[data-testid="stMetricValue"]').first.inner_text()
