@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs, store, workers
+from digitlab import charts, explore, jobs, preprocess, store, workers
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
 from digitlab.ui import jobpanel, state
@@ -64,67 +64,76 @@ if cm is None:
             )
             st.rerun()
 
-left, mid, right = st.columns([5, 4, 4])
-with left:
-    width = st.slider("Pen width", 6, 40, 18, key="draw_width")
-    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
 
-    canvas = st_canvas(
-        stroke_width=width,
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        height=280,
-        width=280,
-        drawing_mode="freedraw",
-        return_image_data=True,
-        key="canvas",
+@st.fragment
+def drawing() -> None:
+    """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
+    cm = state.current()
+    left, mid, right = st.columns([5, 4, 4])
+    with left:
+        width = st.slider("Pen width", 6, 40, 18, key="draw_width")
+        from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
+
+        canvas = st_canvas(
+            stroke_width=width,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=280,
+            width=280,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key="canvas",
+        )
+        # Clearing happens in the browser, at once: a server-side Clear (a new canvas, or a new
+        # initial drawing) arrives a round trip later and lost strokes begun in between.
+        st.caption("Clear with the bin icon above the canvas; the arrows undo and redo strokes.")
+
+    reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
+    with mid:
+        if reading.problem:
+            st.info(reading.problem)
+        elif reading.probs is None:
+            st.caption("Here the network's answer appears once there is a model.")
+        else:
+            st.markdown(
+                f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>",
+                unsafe_allow_html=True,
+            )
+            st.markdown(f"confidence **{reading.confidence:.1%}**")
+            st.plotly_chart(
+                charts.probability_figure(reading.probs), key="probs", config={"staticPlot": True}
+            )
+    with right:
+        if reading.image is not None:
+            st.image(preprocess.enlarge(reading.image), caption="What the network receives (28x28)")
+
+    st.divider()
+    c1, c2, c3 = st.columns([1, 2, 3], vertical_alignment="bottom")
+    label = c1.selectbox(
+        "This drawing is a",
+        list(range(10)),
+        index=reading.digit if reading.digit is not None else 0,
+        key=f"draw_label_{reading.digit}",  # follows the prediction
     )
-    # Clearing happens in the browser, at once: a server-side Clear (a new canvas, or a new
-    # initial drawing) arrives a round trip later and lost strokes begun in between.
-    st.caption("Clear with the bin icon above the canvas; the arrows undo and redo strokes.")
+    if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
+        store.save_drawing(reading.image, label)
+        st.toast(f"Saved as a {label}.")
+    images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,)
+    with c3:
+        if len(labels) == 0:
+            st.caption(
+                "Saved drawings (kept under DIGITLAB_HOME) show how the model does on yours."
+            )
+        elif cm is None:
+            st.markdown(f"{len(labels)} saved drawings; no model to score them yet.")
+        else:
+            acc = explore.accuracy_on(cm.model, images, labels)
+            st.markdown(
+                f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right "
+                f"(MNIST test set: {cm.test_accuracy:.1%})."
+                if cm.test_accuracy is not None
+                else f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right."
+            )
 
-reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
-with mid:
-    if reading.problem:
-        st.info(reading.problem)
-    elif reading.probs is None:
-        st.caption("Here the network's answer appears once there is a model.")
-    else:
-        st.markdown(
-            f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>",
-            unsafe_allow_html=True,
-        )
-        st.markdown(f"confidence **{reading.confidence:.1%}**")
-        st.plotly_chart(charts.probability_figure(reading.probs), key="probs")
-with right:
-    if reading.image is not None:
-        st.plotly_chart(
-            charts.image_figure(reading.image, title="What the network receives (28x28)", size=260),
-            key="seen",
-        )
 
-st.divider()
-c1, c2, c3 = st.columns([1, 2, 3], vertical_alignment="bottom")
-label = c1.selectbox(
-    "This drawing is a",
-    list(range(10)),
-    index=reading.digit if reading.digit is not None else 0,
-    key=f"draw_label_{reading.digit}",  # follows the prediction
-)
-if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
-    store.save_drawing(reading.image, label)
-    st.toast(f"Saved as a {label}.")
-images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,)
-with c3:
-    if len(labels) == 0:
-        st.caption("Saved drawings (kept under DIGITLAB_HOME) show how the model does on yours.")
-    elif cm is None:
-        st.markdown(f"{len(labels)} saved drawings; no model to score them yet.")
-    else:
-        acc = explore.accuracy_on(cm.model, images, labels)
-        st.markdown(
-            f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right "
-            f"(MNIST test set: {cm.test_accuracy:.1%})."
-            if cm.test_accuracy is not None
-            else f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right."
-        )
+drawing()

@@ -199,8 +199,3 @@ def images_figure(
     fig.update_annotations(font_size=12)
     top = 20 if any(titles) else 0  # room for the first row's titles
     return _layout(fig, title=title, height=int(rows * size + (40 if title else 20) + top), top=top)
-
-
-def image_figure(image: np.ndarray, *, title: str | None = None, size: int = 280):
-    """One 28x28 image, enlarged so each pixel is a visible square."""
-    return images_figure(np.asarray(image)[None], [title or ""], cols=1, size=size)

@@ -220,3 +220,12 @@ def naive_resize(rgba: np.ndarray) -> np.ndarray:
     image = Image.fromarray(ink, mode="F")
     out = np.asarray(image.resize((SIZE, SIZE), resample=Image.Resampling.BOX))
     return np.clip(out, 0.0, 1.0).astype("float32")
+
+
+def enlarge(image: np.ndarray, size: int = 252) -> np.ndarray:
+    """(28, 28) float in [0, 1] -> (size, size) uint8 with each pixel a visible square (nearest
+    neighbour), for showing what the network receives as a plain image."""
+    from PIL import Image
+
+    grey = np.clip(np.asarray(image, dtype="float32") * 255.0 + 0.5, 0, 255).astype("uint8")
+    return np.asarray(Image.fromarray(grey).resize((size, size), Image.Resampling.NEAREST))

@@ -67,6 +67,6 @@ def test_counts_and_images():
     assert [a.text for a in grid.layout.annotations] == [f"label {i}" for i in range(5)]
     np.testing.assert_array_equal(np.asarray(grid.data[4].z), imgs[4])
     assert grid.data[0].zmax == 255
-    one = charts.image_figure(np.zeros((28, 28), "float32"), title="what the network sees")
+    one = charts.images_figure(np.zeros((1, 28, 28), "float32"), ["what the network sees"])
     assert len(one.data) == 1 and one.data[0].zmax == 1.0
     assert len(charts.images_figure(np.zeros((0, 28, 28))).data) == 0

@@ -211,3 +211,13 @@ def test_naive_resize_squashes_the_whole_canvas(mnist_digits):
 def test_not_an_image_is_one_clear_error(bad):
     with pytest.raises(PreprocessError, match="drawing"):
         canvas_to_mnist(bad)
+
+
+def test_enlarge_shows_each_pixel_as_a_square():
+    rng = np.random.default_rng(3)
+    image = rng.random((28, 28)).astype("float32")
+    big = preprocess.enlarge(image, size=252)  # 9 screen px per pixel
+    assert big.shape == (252, 252) and big.dtype == np.uint8
+    blocks = big.reshape(28, 9, 28, 9)
+    assert (blocks == blocks[:, :1, :, :1]).all()  # one grey level per 9x9 block
+    np.testing.assert_array_equal(blocks[:, 0, :, 0], np.round(image * 255).astype("uint8"))
