@@ -29,6 +29,13 @@ def _layout(
     return fig
 
 
+def _epoch_ticks(last: int) -> dict:
+    """A tick at every epoch for short runs; for long ones plotly's own spacing (whole numbers):
+    a 200-epoch run's two live charts, redrawn every second with 200 labelled ticks each, kept
+    the browser at 0.94 of a core; with plotly's spacing 0.16 (one Train page, full MNIST)."""
+    return {"dtick": 1} if last <= 20 else {"tickformat": "d"}
+
+
 def history_figure(history: Sequence[Mapping], *, metric: str = "loss", epochs: int | None = None):
     """Train and validation `metric` per epoch from rows like {"epoch": 1, "loss": .., "val_loss": ..}.
 
@@ -51,7 +58,8 @@ def history_figure(history: Sequence[Mapping], *, metric: str = "loss", epochs: 
             mode="lines+markers",
             line=dict(color=TEST),
         )
-    fig.update_xaxes(title="epoch", dtick=1, range=[0.8, max(epochs or 1, max(x, default=1)) + 0.2])
+    last = max(epochs or 1, max(x, default=1))
+    fig.update_xaxes(title="epoch", range=[0.8, last + 0.2], **_epoch_ticks(last))
     fig.update_yaxes(title=METRIC_TITLES.get(metric, metric))
     return _layout(fig, title=METRIC_TITLES.get(metric, metric))
 
@@ -79,7 +87,8 @@ def fold_curves_figure(
                 line=dict(color=colour),
                 hovertemplate=f"fold {fold} {name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
             )
-    fig.update_xaxes(title="epoch", dtick=1)
+    last = max((len(h.get(metric) or []) for h in histories.values()), default=1)
+    fig.update_xaxes(title="epoch", **_epoch_ticks(last))
     fig.update_yaxes(title=METRIC_TITLES.get(metric, metric))
     return _layout(fig, title=f"{METRIC_TITLES.get(metric, metric)} per fold")
 

@@ -70,3 +70,12 @@ def test_counts_and_images():
     one = charts.images_figure(np.zeros((1, 28, 28), "float32"), ["what the network sees"])
     assert len(one.data) == 1 and one.data[0].zmax == 1.0
     assert len(charts.images_figure(np.zeros((0, 28, 28))).data) == 0
+
+
+def test_long_runs_get_a_readable_epoch_axis():
+    rows = [{"epoch": e, "loss": 1 / e} for e in range(1, 4)]
+    assert charts.history_figure(rows, epochs=5).layout.xaxis.dtick == 1  # every epoch labelled
+    long = charts.history_figure(rows, epochs=200).layout.xaxis
+    assert long.dtick is None and long.tickformat == "d"  # plotly spaces them, whole numbers
+    folds = charts.fold_curves_figure({1: {"loss": [1.0] * 50}}).layout.xaxis
+    assert folds.dtick is None
