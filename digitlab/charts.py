@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 TRAIN = "#d62728"  # red, as the tutorial's learning curves
 TEST = "#2ca02c"  # green
 ACCENT = "#1f77b4"
+MUTED = "#9aa5b1"  # grey: the runners-up beside the answer
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 
 
@@ -129,25 +130,6 @@ def confusion_figure(matrix: np.ndarray, *, labels: Sequence = tuple(range(10)))
     fig.update_xaxes(title="predicted", side="bottom", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category")
     return _layout(fig, title="Confusion matrix (test set)", height=460)
-
-
-def probability_figure(probs: Sequence[float]):
-    """Ten bars, one per digit; the most likely one stands out."""
-    p = np.asarray(probs, dtype=float)
-    top = int(np.argmax(p)) if p.size else -1
-    fig = go.Figure(
-        go.Bar(
-            x=[str(d) for d in range(len(p))],
-            y=p,
-            marker_color=[TEST if d == top else "#9aa5b1" for d in range(len(p))],
-            text=[f"{v:.0%}" if v >= 0.01 else "" for v in p],
-            textposition="outside",
-            hovertemplate="digit %{x}: %{y:.3f}<extra></extra>",
-        )
-    )
-    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", title="probability")
-    fig.update_xaxes(title="digit", type="category")
-    return _layout(fig, height=280)
 
 
 def counts_figure(counts: Mapping[int, int] | Sequence[int], *, title: str = "Digits per class"):

@@ -130,6 +130,18 @@ def read_drawing(model, rgba: np.ndarray | None) -> Reading:
     return Reading(image, probs, None)
 
 
+def probability_bars(probs) -> dict[str, list]:
+    """(10,) probabilities -> columns for a stacked bar chart: the most likely digit's bar in one
+    series, the others in another, so the chart can colour the answer apart."""
+    p = [float(v) for v in np.asarray(probs, dtype=float)]
+    top = int(np.argmax(p)) if p else -1
+    return {
+        "digit": [str(d) for d in range(len(p))],
+        "most likely": [v if d == top else 0.0 for d, v in enumerate(p)],
+        "others": [0.0 if d == top else v for d, v in enumerate(p)],
+    }
+
+
 def fold_histories(events: list[dict], *, variant: str = "fresh") -> dict[int, dict[str, list]]:
     """Live learning curves from a cross-validation job's epoch events: fold -> metric lists."""
     out: dict[int, dict[str, list]] = {}

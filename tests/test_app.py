@@ -271,3 +271,18 @@ def test_leaving_the_train_page_mid_run_and_coming_back(app):
     assert any(h.value.startswith("Run:") for h in at.subheader)
     at = finish(at, "train_job")
     assert at.metric[2].value == "40 of 40"  # it ran to the end while we were away
+
+
+def test_probability_bars_set_the_answer_apart():
+    from digitlab import explore
+
+    p = np.full(10, 0.02)
+    p[7] = 0.82
+    bars = explore.probability_bars(p)
+    assert bars["digit"] == [str(d) for d in range(10)]
+    assert bars["most likely"][7] == pytest.approx(0.82) and sum(
+        bars["most likely"]
+    ) == pytest.approx(0.82)
+    assert bars["others"][7] == 0.0 and bars["others"][3] == pytest.approx(0.02)
+    stacked = np.add(bars["most likely"], bars["others"])
+    np.testing.assert_allclose(stacked, p)  # every bar's height is its probability

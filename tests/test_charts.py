@@ -49,15 +49,6 @@ def test_confusion_figure_keeps_counts():
     assert fig.layout.yaxis.autorange == "reversed"  # digit 0 at the top, as a table reads
 
 
-def test_probability_figure_highlights_top():
-    p = np.full(10, 0.02)
-    p[7] = 0.82
-    fig = charts.probability_figure(p)
-    colours = list(fig.data[0].marker.color)
-    assert colours[7] == charts.TEST and len(set(colours)) == 2
-    assert fig.data[0].text[7] == "82%"
-
-
 def test_counts_and_images():
     fig = charts.counts_figure({d: 10 * d for d in range(10)})
     assert list(fig.data[0].y) == [10 * d for d in range(10)]
