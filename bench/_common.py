@@ -156,3 +156,16 @@ def tree_cpu_s(pid: int | None = None) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def chromium_pids() -> list[int]:
+    """Every running Chromium process (all browsers on the machine), from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if "chrom" in (entry / "comm").read_text():
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out

@@ -15,7 +15,8 @@ Chromium with N + 1 contexts, each its own Streamlit session:
 A prediction not shown within --lost-after seconds is lost. Errors: an exception shown in a page,
 a traceback in the server log, a step of a session that failed (Clear, page load). Memory: the
 server process and its children (/proc VmRSS), the peak of 1-second samples. CPU: how busy the
-machine was, and the CPU seconds of the server and of the browser over the measurement.
+machine was, and the cores used over the measurement by the server (with its workers), by the
+browser and this harness (Playwright's driver and this script), and by Chromium alone.
 
     DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/load_test.py [--write]
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from _common import command_line, machine, met, table, tree_pids, tree_rss_mb
+from _common import chromium_pids, command_line, machine, met, table, tree_pids, tree_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -307,7 +308,11 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
             # The measurement: every drawer starts; RSS and the trainer sampled each second.
             rss, alive = [], []
             pid_server = srv.proc.pid
-            cpu0 = (cpu_seconds(tree_pids(pid_server)), cpu_seconds(tree_pids(os.getpid())))
+            cpu0 = (
+                cpu_seconds(tree_pids(pid_server)),
+                cpu_seconds(tree_pids(os.getpid())),
+                cpu_seconds(chromium_pids()),
+            )
             busy0, t0 = machine_busy(), time.perf_counter()
             go.set()
             pending = set(tasks)
@@ -320,6 +325,7 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
             busy1 = machine_busy()
             server_cpu = cpu_seconds(tree_pids(pid_server)) - cpu0[0]
             harness_cpu = cpu_seconds(tree_pids(os.getpid())) - cpu0[1] - server_cpu
+            chromium_cpu = cpu_seconds(chromium_pids()) - cpu0[2]
             train_after = await training_state(trainer) if trainer else (False, None)
             logs = [t.result()[0] for t in tasks]
             stop = trainer.get_by_role("button", name="Stop") if trainer else None
@@ -355,6 +361,7 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
         "busy_pct": 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
         "server_cpu_s": server_cpu,
         "harness_cpu_s": harness_cpu,
+        "chromium_cpu_s": chromium_cpu,
         "log": str(srv.log_path),
     }
 
@@ -382,7 +389,8 @@ def rows_of(results: list[dict]) -> list[list]:
                 if not r["trained"]
                 else f"{'yes' if r['training'] else 'NO'} (epochs {e0}->{e1})",
                 f"{r['busy_pct']:.0f}% / {r['server_cpu_s'] / r['wall_s']:.2f} / "
-                f"{r['harness_cpu_s'] / r['wall_s']:.2f}",
+                f"{r['harness_cpu_s'] / r['wall_s']:.2f} "
+                f"({r['chromium_cpu_s'] / r['wall_s']:.2f})",
             ]
         )
     return rows
@@ -399,7 +407,7 @@ HEADERS = [
     "read as drawn",
     "server RSS MB (peak)",
     "training throughout",
-    "CPU busy / server cores / browser cores",
+    "CPU busy / server cores / browser and harness cores (Chromium alone)",
 ]
 
 

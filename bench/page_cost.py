@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import command_line, machine, table, tree_pids
+from _common import chromium_pids, command_line, machine, table, tree_pids
 from load_test import (
     DIGIT,
     STROKES,
@@ -42,18 +42,6 @@ from load_test import (
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402 - the e2e suite's harness
-
-
-def chromium_pids() -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if "chrom" in (entry / "comm").read_text():
-                    out.append(int(entry.name))
-            except OSError:
-                continue
-    return out
 
 
 class CpuMeter:
