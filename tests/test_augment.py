@@ -83,13 +83,15 @@ def test_train_with_augment_fits_a_real_small_model():
     from digitlab.models import ModelConfig
     from digitlab.training import TrainConfig, train
 
-    digits = load_mnist(download=False).take(1000, 200)
+    # 2,000 digits, 3 epochs: 0.69 on the offline subset, 0.77 on full MNIST (1,000 digits and
+    # 2 epochs scored exactly 0.5 on the offline subset: too little training to test anything)
+    digits = load_mnist(download=False).take(2000, 200)
     result = train(
         digits,
         model_config=ModelConfig(hidden_units=64),
-        train_config=TrainConfig(epochs=2, augment=True, validation_fraction=0.1),
+        train_config=TrainConfig(epochs=3, augment=True, validation_fraction=0.1),
     )
-    assert len(result.history) == 2 and "val_accuracy" in result.history[-1]
+    assert len(result.history) == 3 and "val_accuracy" in result.history[-1]
     assert result.test_accuracy > 0.5  # ten digits: chance is 0.1
 
 
