@@ -129,7 +129,7 @@ def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=
     t0 = time.perf_counter()
     if model is None:
         model = build_model(task.model_config, seed=task.seed)
-    x_train, y_train = normalise(images[task.train_index]), one_hot(labels[task.train_index])
+    x_train, y_train = images[task.train_index], one_hot(labels[task.train_index])  # uint8 in
     x_test, y_test = normalise(images[task.test_index]), one_hot(labels[task.test_index])
 
     def tagged(event: Event) -> None:

@@ -145,3 +145,20 @@ def test_tutorial_accuracy_on_full_mnist():
     )
     assert result.test_accuracy >= 0.975, result.test_accuracy
     assert result.history[-1]["accuracy"] > 0.985  # the tutorial's train accuracy is about 0.989
+
+
+def test_pipeline_scales_pixels_as_normalise_does(small):
+    """uint8 pixels scaled batch by batch give the same batches, bit for bit, as the whole set
+    normalised first (train() and the folds pass pixels, to skip a float copy of the set)."""
+    from digitlab.data import normalise, one_hot
+    from digitlab.training import input_pipeline
+
+    x, y = small.x_train[:1000], one_hot(small.y_train[:1000])
+    assert x.dtype == np.uint8
+    from_pixels = list(input_pipeline(x, y, batch_size=128, seed=3))
+    from_floats = list(input_pipeline(normalise(x), y, batch_size=128, seed=3))
+    assert len(from_pixels) == len(from_floats) == 8
+    for (xp, yp), (xf, yf) in zip(from_pixels, from_floats, strict=True):
+        assert xp.dtype == xf.dtype == np.float32
+        np.testing.assert_array_equal(xp.numpy(), xf.numpy())
+        np.testing.assert_array_equal(yp.numpy(), yf.numpy())
