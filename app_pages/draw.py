@@ -127,21 +127,27 @@ def drawing() -> None:
     if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
         store.save_drawing(reading.image, label)
         st.toast(f"Saved as a {label}.")
-    images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,)
+    # Every stroke reruns this fragment: the saved drawings are read and scored again only when
+    # their number or the model changes, not on each stroke.
+    key = ((cm.name, id(cm.model)) if cm else None, store.count_drawings())
+    if ss.get("draw_saved_score", (None,))[0] != key:
+        images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,): damaged ones left out
+        score = explore.accuracy_on(cm.model, images, labels) if cm and len(labels) else None
+        ss["draw_saved_score"] = (key, len(labels), score)
+    _, n_saved, acc = ss["draw_saved_score"]
     with c3:
-        if len(labels) == 0:
+        if n_saved == 0:
             st.caption(
                 "Saved drawings (kept under DIGITLAB_HOME) show how the model does on yours."
             )
         elif cm is None:
-            st.markdown(f"{len(labels)} saved drawings; no model to score them yet.")
+            st.markdown(f"{n_saved} saved drawings; no model to score them yet.")
         else:
-            acc = explore.accuracy_on(cm.model, images, labels)
             st.markdown(
-                f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right "
+                f"**{cm.name}** reads **{acc:.0%}** of your {n_saved} saved drawings right "
                 f"(MNIST test set: {cm.test_accuracy:.1%})."
                 if cm.test_accuracy is not None
-                else f"**{cm.name}** reads **{acc:.0%}** of your {len(labels)} saved drawings right."
+                else f"**{cm.name}** reads **{acc:.0%}** of your {n_saved} saved drawings right."
             )
 
 

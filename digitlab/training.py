@@ -138,9 +138,8 @@ def input_pipeline(
     data.normalise, bit for bit, without a float copy of the whole set: 188 MB for MNIST, whose
     allocation alone took 0.06-0.85 s), or float32 already in [0, 1]; y: (n, 10). Shuffling is
     by index (the arrays are held once, batches gathered from them, as Keras's own array
-    adapter does). With `stopped` (a
-    boolean tf.Variable, from stop_variable) the stream ends at the first batch asked for after
-    it turns True: Keras runs several steps per call (ModelConfig.steps_per_execution), and the
+    adapter does). With `stopped` (a boolean tf.Variable, from stop_variable) the stream ends
+    at the first batch asked for after it turns True: Keras runs several steps per call (ModelConfig.steps_per_execution), and the
     loop inside that call takes its next batch from here, so no batch starts after a stop
     request even between two callbacks.
     """
