@@ -18,7 +18,14 @@ import numpy as np
 
 from digitlab.data import normalise, one_hot
 from digitlab.models import ModelConfig, build_model
-from digitlab.training import Event, EventSink, StopFlag, fit, make_events_callback
+from digitlab.training import (
+    Event,
+    EventSink,
+    StopFlag,
+    even_batch_size,
+    fit,
+    make_events_callback,
+)
 
 
 class CrossValError(ValueError):
@@ -150,7 +157,8 @@ def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=
         stop=stop,
         validation_data=(x_test, y_test),
     )
-    loss, acc = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
+    # the validation's batch size: the same shape, no second compile
+    loss, acc = model.evaluate(x_test, y_test, batch_size=even_batch_size(len(x_test)), verbose=0)
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
     history = {k: [row[k] for row in events.rows if k in row] for k in keys}
     result = FoldResult(

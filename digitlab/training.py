@@ -131,6 +131,7 @@ def input_pipeline(
     seed: int | None,
     augment: bool = False,
     stopped=None,
+    repeat: bool = False,
 ):
     """The tf.data batches model.fit reads: reshuffled every epoch, maybe augmented, stoppable.
 
@@ -142,6 +143,12 @@ def input_pipeline(
     at the first batch asked for after it turns True: Keras runs several steps per call (ModelConfig.steps_per_execution), and the
     loop inside that call takes its next batch from here, so no batch starts after a stop
     request even between two callbacks.
+
+    With `repeat` the stream goes on pass after pass (each pass reshuffled) and every batch is
+    full: model.fit reads ceil(n / batch_size) batches an epoch (steps_per_epoch), so an epoch
+    whose digits do not fill its last batch takes the rest from the next pass. Without it, one
+    pass whose last batch is short; that batch's new shape cost XLA a second compile of the
+    training step (0.3 s, a tenth of a 5-epoch run; BENCHMARKS.md, round 5).
     """
     import tensorflow as tf
 
@@ -156,7 +163,10 @@ def input_pipeline(
         return (tf.cast(batch, tf.float32) / 255.0 if pixels else batch), tf.gather(ys, i)
 
     data = tf.data.Dataset.range(n)
-    data = data.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    data = data.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    data = data.batch(batch_size)
     data = data.map(gather)
     if augment:
         from digitlab.augment import augment_batches
@@ -169,6 +179,9 @@ def input_pipeline(
         # else tf.data adds a prefetch after the (synchronous) take_while, which would take
         # batches ahead of the training loop and read the stop early
         options.experimental_optimization.inject_prefetch = False
+        # tf.data's autotuner thread, still at work when fit ends, held up deleting the
+        # iterator by 1.2-2.1 s in half of the runs; the pipeline's sizes are fixed above
+        options.autotune.enabled = False
         data = data.with_options(options)
     return data
 
@@ -246,16 +259,19 @@ def fit(
     stop = stop if stop is not None else StopEvent()
     with stop_variable(stop) as stopped, warnings.catch_warnings():
         data = input_pipeline(
-            x, y, batch_size=batch_size, seed=seed, augment=augment, stopped=stopped
+            x, y, batch_size=batch_size, seed=seed, augment=augment, stopped=stopped, repeat=True
         )
-        # The pipeline's length is unknown to Keras (take_while), so the first epoch's end, and
-        # an epoch cut short by a stop, read to it as "ran out of data": both are expected.
+        # A stop ends the stream (take_while) mid-epoch: Keras reads that as "ran out of data"
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         model.fit(
             data,
-            shuffle=False,  # the pipeline reshuffles every epoch
+            steps_per_epoch=math.ceil(len(x) / batch_size),
+            shuffle=False,  # the pipeline reshuffles every pass
             epochs=epochs,
             validation_data=validation_data,
+            validation_batch_size=(
+                even_batch_size(len(validation_data[0])) if validation_data else None
+            ),
             callbacks=[events],
             verbose=0,
         )
@@ -338,21 +354,33 @@ def train(
     return result
 
 
-def evaluate(
-    model, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1024
-) -> tuple[float, float]:
-    """(loss, accuracy) of a model on uint8 images, as model.evaluate reports them."""
-    loss, acc = model.evaluate(normalise(images), one_hot(labels), batch_size=batch_size, verbose=0)
-    return float(loss), float(acc)
+def even_batch_size(n: int, most: int = 2000) -> int:
+    """The batch size that splits n items into the fewest batches of at most `most`, all of one
+    size where n allows (10,000 -> 2,000; 12,000 -> 2,000; 6,000 -> 2,000; 400 -> 400).
+
+    An XLA-compiled model compiles its step once per batch shape (0.2-0.4 s each): a short
+    last batch costs a second compile. Validation and testing use this size.
+    """
+    n = max(1, int(n))
+    return math.ceil(n / math.ceil(n / most))
 
 
-def predictions(model, images: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
-    """(n,) predicted digits for uint8 images, by direct model calls in chunks."""
-    from digitlab.models import predict_proba
+def evaluate(model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(loss, accuracy) of a model on uint8 images: the categorical cross-entropy and accuracy
+    that model.evaluate reports, from one uncompiled pass (models.probabilities; scikit-learn's
+    log_loss and accuracy_score)."""
+    from sklearn.metrics import accuracy_score, log_loss
 
-    x = normalise(images)
-    out = [
-        predict_proba(model, x[i : i + batch_size]).argmax(axis=1)
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros(0, dtype="int64")
+    from digitlab.models import probabilities
+
+    probs = probabilities(model, normalise(images))
+    labels = np.asarray(labels)
+    loss = log_loss(labels, probs, labels=np.arange(probs.shape[1]))
+    return float(loss), float(accuracy_score(labels, probs.argmax(axis=1)))
+
+
+def predictions(model, images: np.ndarray) -> np.ndarray:
+    """(n,) predicted digits for uint8 images, from one uncompiled pass (models.probabilities)."""
+    from digitlab.models import probabilities
+
+    return probabilities(model, normalise(images)).argmax(axis=1)

@@ -10,7 +10,15 @@ import pytest
 
 from digitlab.data import load_mnist
 from digitlab.models import ModelConfig, build_model, predict_proba
-from digitlab.training import StopEvent, TrainConfig, TrainingError, predictions, train
+from digitlab.training import (
+    StopEvent,
+    TrainConfig,
+    TrainingError,
+    evaluate,
+    even_batch_size,
+    predictions,
+    train,
+)
 
 MNIST = os.environ.get("DIGITLAB_MNIST")
 
@@ -48,6 +56,61 @@ def test_events_history_and_test_score(small):
     assert result.history == [{k: v for k, v in e.items() if k != "type"} for e in epochs]
     acc = (predictions(result.model, small.x_test) == small.y_test).mean()
     assert abs(acc - result.test_accuracy) < 1e-6
+
+
+def test_evaluate_reports_what_model_evaluate_does(small):
+    """evaluate's uncompiled pass and scikit-learn's metrics give Keras's own test numbers."""
+    from digitlab.data import normalise, one_hot
+
+    result = train(
+        small,
+        model_config=ModelConfig(hidden_units=64),
+        train_config=TrainConfig(epochs=1, batch_size=64),
+    )
+    loss, acc = evaluate(result.model, small.x_test, small.y_test)
+    k_loss, k_acc = result.model.evaluate(
+        normalise(small.x_test), one_hot(small.y_test), batch_size=100, verbose=0
+    )
+    assert 0.5 < acc < 1.0 and loss > 0.05  # a model still learning: the numbers mean something
+    assert acc == pytest.approx(k_acc, abs=1e-6)
+    assert loss == pytest.approx(k_loss, rel=1e-4)
+    assert (result.test_loss, result.test_accuracy) == (loss, acc)
+
+
+def test_repeated_stream_has_full_batches_and_each_pass_is_a_permutation():
+    """fit's stream: every batch full (one batch shape: one XLA compile), each pass of the digits
+    a new order of all of them, and the same stream again for the same seed."""
+    from digitlab.training import input_pipeline
+
+    n = 1000  # 7 batches of 128 and 104 digits left for the next pass's first batch
+    ids = np.arange(n)
+    x = np.zeros((n, 28, 28), dtype=np.uint8)
+    x[:, 0, 0], x[:, 0, 1] = ids % 256, ids // 256  # each digit's id in its first two pixels
+    y = np.zeros((n, 10), dtype="float32")
+
+    def stream(seed, batches=16):  # 2,048 digits: two passes and part of a third
+        data = input_pipeline(x, y, batch_size=128, seed=seed, repeat=True).take(batches)
+        out = []
+        for xb, _ in data:
+            assert xb.shape == (128, 28, 28)
+            pixels = np.rint(xb.numpy()[:, 0, :2] * 255).astype(int)
+            out.append(pixels[:, 0] + 256 * pixels[:, 1])
+        return np.concatenate(out)
+
+    seen = stream(seed=5)
+    first, second = seen[:n], seen[n : 2 * n]
+    assert sorted(first) == sorted(second) == list(ids)
+    assert not np.array_equal(first, second) and not np.array_equal(first, ids)
+    np.testing.assert_array_equal(stream(seed=5), seen)
+
+
+@pytest.mark.parametrize(
+    "n, size", [(10_000, 2000), (12_000, 2000), (6_000, 2000), (400, 400), (2001, 1001), (1, 1)]
+)
+def test_even_batch_size(n, size):
+    assert even_batch_size(n) == size
+    batches = -(-n // size)
+    assert batches == -(-n // 2000) and size * batches - n < batches  # fewest, near-equal
 
 
 def test_stop_is_honoured_within_one_batch(small):
