@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs, store
+from digitlab import charts, crossval, explore, jobs, store
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, state
 
+crossval.prewarm()  # fold workers fork from a process that has imported TensorFlow
 digits = state.digits()
 ss = st.session_state
 job = ss["cv_job"]

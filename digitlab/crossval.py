@@ -7,8 +7,10 @@ the leak; the default builds a fresh model for every fold.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -131,11 +133,53 @@ def make_tasks(n_samples, *, model_config, n_splits, epochs, batch_size, random_
     ]
 
 
-def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=None) -> FoldResult:
-    """Fit on the fold's train part, validating on its test part each epoch (as the tutorial)."""
-    t0 = time.perf_counter()
+# This process's compiled networks, one per configuration, each lent to one fold at a time
+_compiled: dict[ModelConfig, Any] = {}
+_compiled_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def fresh_model(config: ModelConfig, seed: int | None):
+    """A network in exactly the state build_model(config, seed=seed) gives, lent for one fold.
+
+    A new build costs XLA compiles of its training and validation steps at its first use (about
+    1 s, a fifth of a 5-epoch fold). So the network a previous fold in this process trained is
+    taken back and every one of its variables set from a new build: weights, optimizer state
+    (step count, accumulators) and random-generator states. Nothing it learnt remains (a test
+    runs folds both ways and gets the same numbers, bit for bit); only its compiled steps are
+    kept. One network per configuration is kept, and lent to one fold at a time.
+    """
+    new = build_model(config, seed=seed)
+    with _compiled_lock:
+        model = _compiled.pop(config, None)
     if model is None:
-        model = build_model(task.model_config, seed=task.seed)
+        model = new
+    else:
+        new.optimizer.build(new.trainable_variables)  # its variables at their starting values
+        for target, source in (
+            (model.variables, new.variables),
+            (model.optimizer.variables, new.optimizer.variables),
+        ):
+            for t, v in zip(target, source, strict=True):
+                t.assign(v)
+    try:
+        yield model
+    finally:
+        with _compiled_lock:
+            _compiled.clear()  # the last configuration only: an earlier one is not held forever
+            _compiled[config] = model
+
+
+def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=None) -> FoldResult:
+    """Fit on the fold's train part, validating on its test part each epoch (as the tutorial).
+
+    model: the network to go on training (the tutorial's reused network); by default a fresh
+    one (fresh_model).
+    """
+    if model is None:
+        with fresh_model(task.model_config, task.seed) as model:
+            return run_fold(task, images, labels, model=model, on_event=on_event, stop=stop)
+    t0 = time.perf_counter()
     x_train, y_train = images[task.train_index], one_hot(labels[task.train_index])  # uint8 in
     x_test, y_test = normalise(images[task.test_index]), one_hot(labels[task.test_index])
 
@@ -213,6 +257,32 @@ _W: dict[str, Any] = {}
 _CLOSED = "_fold_closed"  # a worker's last word on a fold: every event of that fold has been sent
 
 
+@contextlib.contextmanager
+def _shared(array: np.ndarray):
+    """The array in a shared-memory block while the block runs: (name, shape, dtype) for
+    _attach. Each worker maps it instead of receiving a pickled copy (47 MB for MNIST's
+    images, pickled once per worker: 0.3 s each, one after another, before any fold starts)."""
+    from multiprocessing import shared_memory
+
+    block = shared_memory.SharedMemory(create=True, size=max(1, array.nbytes))
+    try:
+        np.ndarray(array.shape, array.dtype, buffer=block.buf)[...] = array
+        yield block.name, array.shape, array.dtype.str
+    finally:
+        block.close()
+        block.unlink()
+
+
+def _attach(spec):
+    from multiprocessing import shared_memory
+
+    name, shape, dtype = spec
+    block = shared_memory.SharedMemory(name=name)
+    array = np.ndarray(shape, dtype, buffer=block.buf)
+    array.flags.writeable = False  # every worker reads the same pixels
+    return block, array
+
+
 def _init_worker(images, labels, threads, events, stop):
     from digitlab.workers import NICE
 
@@ -222,7 +292,8 @@ def _init_worker(images, labels, threads, events, stop):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    _W.update(images=images, labels=labels, events=events, stop=stop)
+    block, images = _attach(images)
+    _W.update(images=images, block=block, labels=labels, events=events, stop=stop)
 
 
 def _run_fold_in_worker(task: FoldTask) -> FoldResult:
@@ -234,7 +305,8 @@ def _run_fold_in_worker(task: FoldTask) -> FoldResult:
 
 
 class ProcessExecutor:
-    """Folds in parallel worker processes (concurrent.futures, spawn), each with its own TensorFlow.
+    """Folds in parallel worker processes (concurrent.futures; forks of a server that imported
+    TensorFlow, see _context), each with its own TensorFlow.
 
     Events from the workers come back through a multiprocessing queue and reach on_event in this
     process, so a page's live progress works the same as with SerialExecutor; a stop request
@@ -251,21 +323,23 @@ class ProcessExecutor:
         self.threads = threads_per_worker or max(1, cores // self.workers)
 
     def run(self, tasks, images, labels, *, on_event=None, stop=None):
-        import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, wait
 
         from digitlab.workers import hidden_main
 
         if not tasks:
             return []
-        ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
+        ctx = _context()
         events, remote_stop = ctx.Queue(), ctx.Event()
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(tasks)),
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(images, labels, self.threads, events, remote_stop),
-        ) as pool:
+        with (
+            _shared(np.ascontiguousarray(images)) as shared_images,
+            ProcessPoolExecutor(
+                max_workers=min(self.workers, len(tasks)),
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(shared_images, labels, self.threads, events, remote_stop),
+            ) as pool,
+        ):
             with hidden_main():  # the workers start with the first submits
                 futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
             pending = set(futures)
@@ -286,6 +360,39 @@ class ProcessExecutor:
             results = [f.result() for f in futures if not f.cancelled()]
         events.close()
         return sorted(results, key=lambda r: r.fold)
+
+
+# What the fold workers' fork server imports once, before any worker is forked from it.
+_PRELOAD = ["digitlab.crossval", "tensorflow", "keras"]
+
+
+def _context():
+    """Fold workers start as forks of a server process that has imported TensorFlow (about
+    0.1 s each), not as fresh Pythons that each import it (3-4 s; three at once on 2 cores took
+    6 s, a third of a 5-fold run). The server forks only after imports, before TensorFlow runs
+    anything (no thread pools yet: what makes forking a working TensorFlow unsafe)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def prewarm(*, wait: bool = False) -> None:
+    """Start the fold workers' fork server now, so that its imports are done before the first
+    k-fold run (the Evaluate page calls this; a server runs one for its lifetime). wait: block
+    until it can fork (a worker started and ended)."""
+    from multiprocessing import forkserver
+
+    from digitlab.workers import hidden_main
+
+    ctx = _context()
+    with hidden_main():  # else the fork server would import the app's script too
+        forkserver.ensure_running()
+        if wait:
+            proc = ctx.Process(target=int)
+            proc.start()
+            proc.join()
 
 
 def _drain(events, on_event, *, timeout: float) -> set[int]:
