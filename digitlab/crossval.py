@@ -7,10 +7,8 @@ the leak; the default builds a fresh model for every fold.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from digitlab.data import normalise, one_hot
-from digitlab.models import ModelConfig, build_model
+from digitlab.models import ModelConfig, build_model, fresh_model
 from digitlab.training import (
     Event,
     EventSink,
@@ -133,43 +131,6 @@ def make_tasks(n_samples, *, model_config, n_splits, epochs, batch_size, random_
     ]
 
 
-# This process's compiled networks, one per configuration, each lent to one fold at a time
-_compiled: dict[ModelConfig, Any] = {}
-_compiled_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def fresh_model(config: ModelConfig, seed: int | None):
-    """A network in exactly the state build_model(config, seed=seed) gives, lent for one fold.
-
-    A new build costs XLA compiles of its training and validation steps at its first use (about
-    1 s, a fifth of a 5-epoch fold). So the network a previous fold in this process trained is
-    taken back and every one of its variables set from a new build: weights, optimizer state
-    (step count, accumulators) and random-generator states. Nothing it learnt remains (a test
-    runs folds both ways and gets the same numbers, bit for bit); only its compiled steps are
-    kept. One network per configuration is kept, and lent to one fold at a time.
-    """
-    new = build_model(config, seed=seed)
-    with _compiled_lock:
-        model = _compiled.pop(config, None)
-    if model is None:
-        model = new
-    else:
-        new.optimizer.build(new.trainable_variables)  # its variables at their starting values
-        for target, source in (
-            (model.variables, new.variables),
-            (model.optimizer.variables, new.optimizer.variables),
-        ):
-            for t, v in zip(target, source, strict=True):
-                t.assign(v)
-    try:
-        yield model
-    finally:
-        with _compiled_lock:
-            _compiled.clear()  # the last configuration only: an earlier one is not held forever
-            _compiled[config] = model
-
-
 def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=None) -> FoldResult:
     """Fit on the fold's train part, validating on its test part each epoch (as the tutorial).
 
@@ -257,32 +218,6 @@ _W: dict[str, Any] = {}
 _CLOSED = "_fold_closed"  # a worker's last word on a fold: every event of that fold has been sent
 
 
-@contextlib.contextmanager
-def _shared(array: np.ndarray):
-    """The array in a shared-memory block while the block runs: (name, shape, dtype) for
-    _attach. Each worker maps it instead of receiving a pickled copy (47 MB for MNIST's
-    images, pickled once per worker: 0.3 s each, one after another, before any fold starts)."""
-    from multiprocessing import shared_memory
-
-    block = shared_memory.SharedMemory(create=True, size=max(1, array.nbytes))
-    try:
-        np.ndarray(array.shape, array.dtype, buffer=block.buf)[...] = array
-        yield block.name, array.shape, array.dtype.str
-    finally:
-        block.close()
-        block.unlink()
-
-
-def _attach(spec):
-    from multiprocessing import shared_memory
-
-    name, shape, dtype = spec
-    block = shared_memory.SharedMemory(name=name)
-    array = np.ndarray(shape, dtype, buffer=block.buf)
-    array.flags.writeable = False  # every worker reads the same pixels
-    return block, array
-
-
 def _init_worker(images, labels, threads, events, stop):
     from digitlab.workers import NICE
 
@@ -292,8 +227,7 @@ def _init_worker(images, labels, threads, events, stop):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    block, images = _attach(images)
-    _W.update(images=images, block=block, labels=labels, events=events, stop=stop)
+    _W.update(images=images.open()["images"], labels=labels, events=events, stop=stop)
 
 
 def _run_fold_in_worker(task: FoldTask) -> FoldResult:
@@ -325,14 +259,14 @@ class ProcessExecutor:
     def run(self, tasks, images, labels, *, on_event=None, stop=None):
         from concurrent.futures import ProcessPoolExecutor, wait
 
-        from digitlab.workers import hidden_main
+        from digitlab.workers import hidden_main, share
 
         if not tasks:
             return []
         ctx = _context()
         events, remote_stop = ctx.Queue(), ctx.Event()
         with (
-            _shared(np.ascontiguousarray(images)) as shared_images,
+            share(images=images) as shared_images,  # mapped by each worker, not sent to it
             ProcessPoolExecutor(
                 max_workers=min(self.workers, len(tasks)),
                 mp_context=ctx,

@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from digitlab.training import StopEvent
@@ -373,9 +373,17 @@ def training_work(digits, *, model_config, train_config, in_worker: bool = True)
         from digitlab import workers
         from digitlab.models import build_model
 
-        result, weights = workers.run(
-            train_in_worker, digits, model_config, train_config, on_event=on_event, stop=stop
-        )
+        arrays = {k: getattr(digits, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+        with workers.share(**arrays) as shared:  # mapped by the worker, not sent to it
+            result, weights = workers.run(
+                train_in_worker,
+                shared,
+                replace(digits, **{k: v[:0] for k, v in arrays.items()}),
+                model_config,
+                train_config,
+                on_event=on_event,
+                stop=stop,
+            )
         result.model = build_model(model_config)
         result.model.set_weights(weights)
         return result
@@ -383,14 +391,27 @@ def training_work(digits, *, model_config, train_config, in_worker: bool = True)
     return work
 
 
-def train_in_worker(digits, model_config, train_config, *, on_event, stop):
-    """train() as a worker runs it: the TrainResult without its model, and the model's weights."""
+def train_in_worker(shared, digits, model_config, train_config, *, on_event, stop):
+    """train() as a worker runs it: the TrainResult without its model, and the model's weights.
+
+    shared: the digits' arrays (workers.share); digits: the rest of them (source, kind), with
+    empty arrays."""
+    from digitlab.models import fresh_model
     from digitlab.training import train
 
-    result = train(
-        digits, model_config=model_config, train_config=train_config, on_event=on_event, stop=stop
-    )
-    weights = result.model.get_weights()
+    digits = replace(digits, **shared.open())
+    # the network a spare compiled for these settings (training.prepare), or a new one; the
+    # worker ends after this run, so nobody holds the model the next borrower would reset
+    with fresh_model(model_config, train_config.seed) as model:
+        result = train(
+            digits,
+            model_config=model_config,
+            train_config=train_config,
+            on_event=on_event,
+            stop=stop,
+            model=model,
+        )
+        weights = model.get_weights()
     result.model = None
     return result, weights
 

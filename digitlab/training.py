@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from digitlab.data import Digits, normalise, one_hot
-from digitlab.models import ModelConfig, build_model
+from digitlab.models import ModelConfig, build_model, fresh_model
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -352,6 +352,47 @@ def train(
             {"type": "test", "test_loss": result.test_loss, "test_accuracy": result.test_accuracy}
         )
     return result
+
+
+def prepare(
+    model_config: ModelConfig = ModelConfig(),
+    train_config: TrainConfig = TrainConfig(),
+    *,
+    n_train: int = 60_000,
+) -> None:
+    """Compile a network for these settings before a run asks for one: a spare worker does this
+    while it waits (digitlab.workers), and the run borrows the network with every variable set
+    anew (models.fresh_model), without the ~0.7 s of XLA compiles its first batches would cost.
+
+    One short fit on random pixels, in the shapes a run on n_train digits has: batches of
+    batch_size, steps_per_execution of them per call, validation in even_batch_size batches.
+    """
+    import keras
+
+    rng = np.random.default_rng(0)
+    cfg = train_config
+    n_val = int(round(n_train * cfg.validation_fraction))
+
+    def digits(n):
+        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), one_hot(rng.integers(0, 10, n))
+
+    x, y = digits(cfg.batch_size * model_config.steps_per_execution)
+    validation = None
+    if n_val:
+        x_val, y_val = digits(even_batch_size(n_val))
+        validation = (normalise(x_val), y_val)
+    with fresh_model(model_config, cfg.seed) as model:
+        fit(
+            model,
+            x,
+            y,
+            epochs=1,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            events=keras.callbacks.Callback(),
+            augment=cfg.augment,
+            validation_data=validation,
+        )
 
 
 def even_batch_size(n: int, most: int = 2000) -> int:

@@ -35,7 +35,7 @@ def test_a_fold_on_a_lent_network_is_a_fold_on_a_new_one(digits):
     """fresh_model lends the network an earlier fold trained, every variable set from a new
     build: the folds score exactly as on networks built for them (with XLA, random dropout
     masks and optimizer state: all that could carry over)."""
-    from digitlab import crossval
+    from digitlab import models
 
     config = ModelConfig(hidden_units=64, dropout=0.3)  # XLA on (the default): compiled steps
     x, y = digits.x_train[:600], digits.y_train[:600]
@@ -44,11 +44,11 @@ def test_a_fold_on_a_lent_network_is_a_fold_on_a_new_one(digits):
     )
     built = []
     for task in tasks:
-        crossval._compiled.clear()  # nothing to lend: a network built for this fold
+        models._compiled.clear()  # nothing to lend: a network built for this fold
         built.append(run_fold(task, x, y))
-    network = crossval._compiled[config]
+    network = models._compiled[config]
     lent = [run_fold(task, x, y) for task in tasks]  # each on the network the last fold trained
-    assert crossval._compiled[config] is network  # the same network, lent three times
+    assert models._compiled[config] is network  # the same network, lent three times
     for a, b in zip(built, lent, strict=True):
         assert a.history == b.history and (a.accuracy, a.loss) == (b.accuracy, b.loss)
     assert len({f.accuracy for f in lent}) > 1  # folds differ: the check is not on constants

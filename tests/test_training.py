@@ -225,3 +225,33 @@ def test_pipeline_scales_pixels_as_normalise_does(small):
         assert xp.dtype == xf.dtype == np.float32
         np.testing.assert_array_equal(xp.numpy(), xf.numpy())
         np.testing.assert_array_equal(yp.numpy(), yf.numpy())
+
+
+def test_a_run_on_a_prepared_network_is_a_run_on_a_new_one(small):
+    """A spare worker compiles the default run's network ahead (prepare); the job's run borrows
+    it with every variable set anew and trains exactly as on a network built for it."""
+    from dataclasses import replace
+
+    from digitlab import models, workers
+    from digitlab.jobs import train_in_worker
+    from digitlab.training import prepare
+
+    mcfg = ModelConfig(hidden_units=64, dropout=0.2)  # dropout: random state that could carry
+    tcfg = TrainConfig(epochs=2, batch_size=64)
+    models._compiled.clear()
+    built = train(small, model_config=mcfg, train_config=tcfg)
+    prepare(mcfg, tcfg, n_train=len(small.x_train))
+    network = models._compiled[mcfg]
+    arrays = {k: getattr(small, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+    with workers.share(**arrays) as shared:
+        rest = replace(small, **{k: v[:0] for k, v in arrays.items()})
+        result, weights = train_in_worker(shared, rest, mcfg, tcfg, on_event=None, stop=None)
+    assert models._compiled[mcfg] is network  # the run borrowed the prepared network
+
+    def curves(history):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+    assert curves(result.history) == curves(built.history)
+    assert (result.test_loss, result.test_accuracy) == (built.test_loss, built.test_accuracy)
+    for got, want in zip(weights, built.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
