@@ -38,7 +38,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-NICE = 10  # how much lower the workers' priority is than the server's (0..19)
+# How much lower the workers' priority is than the server's (0..19). The lowest: a worker's
+# TensorFlow threads each count for the scheduler, and at +10 (weight 110 each against a page's
+# 1024) three of them still took a quarter of a contended core. Load test at N = 10 while one
+# session trains, p95: 1,027 / 952 / 783 / 1,059 ms at +19, 1,489 / 1,268 / 1,541 / 1,186 / 899
+# ms at +10 (BENCHMARKS.md, Load round 5); on an idle machine training runs as fast either way.
+NICE = 19
 KILL_AFTER_S = 30.0  # a stopped worker that has not ended by then is killed
 _ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
 
