@@ -121,7 +121,7 @@ _compiled_lock = threading.Lock()
 
 @contextlib.contextmanager
 def fresh_model(config: ModelConfig, seed: int | None):
-    """A network in exactly the state build_model(config, seed=seed) gives, lent for one fold.
+    """A network in exactly the state build_model(config, seed=seed) gives, lent for one run.
 
     A new build costs XLA compiles of its training and validation steps at its first use (about
     1 s, a fifth of a 5-epoch fold). So the network an earlier run in this process trained (a
