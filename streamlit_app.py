@@ -1,39 +1,11 @@
-"""DigitLab's entry point: page config, session defaults, the shared sidebar, navigation."""
+"""DigitLab's entry point: `streamlit run streamlit_app.py` (the app: digitlab/ui/app.py).
 
-import streamlit as st
+Worker processes (multiprocessing's spawn and forkserver) run their parent's main script again
+as "__mp_main__" before their work; the guard keeps them from starting the app. Streamlit runs
+this file as "__main__".
+"""
 
-from digitlab import ui
-from digitlab.ui import jobpanel, sidebar, state
+if __name__ == "__main__":
+    from digitlab.ui.app import main
 
-st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
-state.init()  # session_state.setdefault for every key the pages use
-
-
-def home() -> None:
-    st.title("DigitLab")
-    st.markdown(
-        "An interactive lab for handwritten digit recognition: the classic Keras MNIST tutorial "
-        "(784 pixels → Dense 512 → 10 digits), turned into pages you can click.  \n"
-        "Start with **Data** to see the digits, **Train** a network and watch it learn, "
-        "check it honestly with **Evaluate**, then **Draw** your own digits for it to read."
-    )
-    cols = st.columns(4)
-    cols[0].page_link(DATA, label="Explore the data", icon=":material/grid_view:")
-    cols[1].page_link(TRAIN, label="Train a network", icon=":material/model_training:")
-    cols[2].page_link(EVALUATE, label="Cross-validate", icon=":material/analytics:")
-    cols[3].page_link(DRAW, label="Draw a digit", icon=":material/draw:")
-
-
-HOME = st.Page(home, title="Home", icon=":material/home:", default=True)
-DATA = st.Page("app_pages/data.py", title="Data", icon=":material/grid_view:")
-TRAIN = st.Page("app_pages/train.py", title="Train", icon=":material/model_training:")
-EVALUATE = st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:")
-DRAW = st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:")
-
-nav = st.navigation([HOME, DATA, TRAIN, EVALUATE, DRAW])
-digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
-jobpanel.absorb_finished()  # a run that ended while away: its model is current now
-sidebar.render(digits)
-if nav.title != "Home":
-    ui.wait_for_imports()  # charts' imports, started at server start, done before pages use them
-nav.run()
+    main()

@@ -6,8 +6,8 @@ from digitlab import charts, crossval, explore, jobs, store
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, state
 
-crossval.prewarm()  # fold workers fork from a process that has imported TensorFlow
 digits = state.digits()
+crossval.prewarm(len(digits.x_train))  # fold workers fork from a process with TensorFlow loaded
 ss = st.session_state
 job = ss["cv_job"]
 busy = job is not None and not job.progress.finished

@@ -1,7 +1,8 @@
-"""`python -m digitlab`: see digitlab.cli."""
+"""`python -m digitlab`: see digitlab.cli. Guarded: worker processes re-run it as __mp_main__."""
 
-import sys
+if __name__ == "__main__":
+    import sys
 
-from digitlab.cli import main
+    from digitlab.cli import main
 
-sys.exit(main())
+    sys.exit(main())

@@ -162,8 +162,15 @@ def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=
         stop=stop,
         validation_data=(x_test, y_test),
     )
-    # the validation's batch size: the same shape, no second compile
-    loss, acc = model.evaluate(x_test, y_test, batch_size=even_batch_size(len(x_test)), verbose=0)
+    # The last epoch's validation scored these weights on these digits (Keras validates an epoch
+    # cut short by a stop too): evaluating them again, as the tutorial does, repeats that pass.
+    last = events.rows[-1] if events.rows else {}
+    if "val_accuracy" in last:
+        loss, acc = last["val_loss"], last["val_accuracy"]
+    else:  # no epoch ended (a stop before the first one)
+        loss, acc = model.evaluate(
+            x_test, y_test, batch_size=even_batch_size(len(x_test)), verbose=0
+        )
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
     history = {k: [row[k] for row in events.rows if k in row] for k in keys}
     result = FoldResult(
@@ -259,7 +266,7 @@ class ProcessExecutor:
     def run(self, tasks, images, labels, *, on_event=None, stop=None):
         from concurrent.futures import ProcessPoolExecutor, wait
 
-        from digitlab.workers import hidden_main, share
+        from digitlab.workers import share
 
         if not tasks:
             return []
@@ -274,8 +281,7 @@ class ProcessExecutor:
                 initargs=(shared_images, labels, self.threads, events, remote_stop),
             ) as pool,
         ):
-            with hidden_main():  # the workers start with the first submits
-                futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
+            futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
             pending = set(futures)
             open_folds = set(futures.values())  # folds whose closing word has not come yet
             deadline = None
@@ -312,21 +318,22 @@ def _context():
     return ctx
 
 
-def prewarm(*, wait: bool = False) -> None:
+def prewarm(n_samples: int | None = None, *, wait: bool = False) -> None:
     """Start the fold workers' fork server now, so that its imports are done before the first
-    k-fold run (the Evaluate page calls this; a server runs one for its lifetime). wait: block
-    until it can fork (a worker started and ended)."""
+    k-fold run (the Evaluate page calls this; a server runs one for its lifetime). n_samples:
+    only if folds on that many digits would run in workers (parallel_folds); the server holds
+    its own TensorFlow (about 0.7 GB), not worth it for folds that run in the job's thread.
+    wait: block until it can fork (a worker started and ended)."""
     from multiprocessing import forkserver
 
-    from digitlab.workers import hidden_main
-
+    if n_samples is not None and not parallel_folds(n_samples):
+        return
     ctx = _context()
-    with hidden_main():  # else the fork server would import the app's script too
-        forkserver.ensure_running()
-        if wait:
-            proc = ctx.Process(target=int)
-            proc.start()
-            proc.join()
+    forkserver.ensure_running()
+    if wait:
+        proc = ctx.Process(target=int)
+        proc.start()
+        proc.join()
 
 
 def _drain(events, on_event, *, timeout: float) -> set[int]:
@@ -358,11 +365,22 @@ def balanced_workers(n_splits: int, cores: int) -> int:
     return -(-n_splits // (n_splits // cores))
 
 
+def parallel_folds(n_samples: int) -> bool:
+    """Whether folds on n_samples digits run in worker processes: when there are cores to share
+    and enough data to pay for the start-up, unless DIGITLAB_SERIAL_FOLDS=1."""
+    return (
+        (os.cpu_count() or 1) >= 2
+        and n_samples >= 20000
+        and os.environ.get("DIGITLAB_SERIAL_FOLDS") != "1"
+    )
+
+
 def default_executor(n_samples: int, n_splits: int) -> FoldExecutor:
-    """Parallel folds when there are cores to share and enough data to pay for the start-up."""
-    cores = os.cpu_count() or 1
-    if cores >= 2 and n_samples >= 20000 and os.environ.get("DIGITLAB_SERIAL_FOLDS") != "1":
-        return ProcessExecutor(balanced_workers(n_splits, cores), threads_per_worker=1)
+    """ProcessExecutor where parallel_folds says so, else SerialExecutor."""
+    if parallel_folds(n_samples):
+        return ProcessExecutor(
+            balanced_workers(n_splits, os.cpu_count() or 1), threads_per_worker=1
+        )
     return SerialExecutor()
 
 

@@ -140,9 +140,9 @@ def input_pipeline(
     allocation alone took 0.06-0.85 s), or float32 already in [0, 1]; y: (n, 10). Shuffling is
     by index (the arrays are held once, batches gathered from them, as Keras's own array
     adapter does). With `stopped` (a boolean tf.Variable, from stop_variable) the stream ends
-    at the first batch asked for after it turns True: Keras runs several steps per call (ModelConfig.steps_per_execution), and the
-    loop inside that call takes its next batch from here, so no batch starts after a stop
-    request even between two callbacks.
+    at the first batch asked for after it turns True: Keras runs several steps per call
+    (ModelConfig.steps_per_execution), and the loop inside that call takes its next batch from
+    here, so no batch starts after a stop request even between two callbacks.
 
     With `repeat` the stream goes on pass after pass (each pass reshuffled) and every batch is
     full: model.fit reads ceil(n / batch_size) batches an epoch (steps_per_epoch), so an epoch

@@ -48,30 +48,6 @@ KILL_AFTER_S = 30.0  # a stopped worker that has not ended by then is killed
 _ctx = mp.get_context("spawn")  # fork after TensorFlow has started threads is unsafe
 
 
-@contextlib.contextmanager
-def hidden_main():
-    """Start spawned processes inside this block: they will not re-run this process's __main__.
-
-    A spawned child imports the parent's main script before it runs anything, and under
-    `streamlit run` that script is the app (Streamlit installs each run's module as __main__):
-    every worker would run streamlit_app.py headless. Work sent to workers lives in importable
-    modules, so the child needs none of it; __main__ is swapped for an empty module while the
-    processes start, and put back unless a script run has replaced it meanwhile.
-    """
-    import sys
-    import types
-
-    real = sys.modules.get("__main__")
-    stand_in = types.ModuleType("__main__")
-    stand_in.__spec__ = None
-    sys.modules["__main__"] = stand_in
-    try:
-        yield
-    finally:
-        if sys.modules.get("__main__") is stand_in and real is not None:
-            sys.modules["__main__"] = real
-
-
 @dataclasses.dataclass(frozen=True)
 class SharedArrays:
     """Arrays in shared memory, as a worker receives them (see share): a few names, not the data."""
@@ -209,8 +185,7 @@ class _Worker:
             daemon=True,
             name="digitlab-worker",
         )
-        with hidden_main():
-            self.proc.start()
+        self.proc.start()
         _live.add(self)
         child.close()
         self.ready = False  # its imports (and preparation) are done: its first word on the queue

@@ -145,3 +145,32 @@ def test_balanced_workers_keep_every_core_busy_to_the_end(folds, cores, workers)
 
     assert balanced_workers(folds, cores) == workers
     assert workers >= min(cores, folds)  # never fewer processes than cores to fill
+
+
+def test_a_folds_score_is_its_network_on_the_held_out_digits(digits):
+    """The fold's score is its last epoch's validation (no second pass): the same numbers as
+    evaluating the trained network on the fold's held-out digits."""
+    from digitlab.data import normalise, one_hot
+    from digitlab.models import build_model
+
+    x, y = digits.x_train[:600], digits.y_train[:600]
+    task = make_tasks(
+        600, model_config=SMALL, n_splits=3, epochs=2, batch_size=64, random_state=1, seed=0
+    )[0]
+    model = build_model(SMALL, seed=0)
+    result = run_fold(task, x, y, model=model)
+    loss, acc = model.evaluate(
+        normalise(x[task.test_index]), one_hot(y[task.test_index]), batch_size=200, verbose=0
+    )
+    assert result.accuracy == pytest.approx(acc, abs=1e-6)
+    assert result.loss == pytest.approx(loss, rel=1e-5)
+
+
+def test_parallel_folds_only_with_cores_and_data(monkeypatch):
+    from digitlab.crossval import parallel_folds
+
+    monkeypatch.delenv("DIGITLAB_SERIAL_FOLDS", raising=False)
+    assert not parallel_folds(5000)  # the offline subset: start-up would cost more than it saves
+    assert parallel_folds(60000) == ((os.cpu_count() or 1) >= 2)
+    monkeypatch.setenv("DIGITLAB_SERIAL_FOLDS", "1")
+    assert not parallel_folds(60000)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,24 +96,6 @@ def test_prewarm_keeps_a_spare_that_the_next_job_uses():
     assert workers._spare.proc.is_alive()
 
 
-def test_a_worker_does_not_rerun_the_main_script(tmp_path, monkeypatch):
-    """Under `streamlit run` the app script is __main__; a spawned worker must not execute it."""
-    import sys
-    import types
-
-    marker = tmp_path / "ran"
-    script = tmp_path / "app_script.py"
-    script.write_text(f"open({str(marker)!r}, 'w').write('the main script ran')\n")
-    fake_main = types.ModuleType("__main__")
-    fake_main.__file__ = str(script)
-    fake_main.__spec__ = None
-    monkeypatch.setitem(sys.modules, "__main__", fake_main)
-    out = workers.run(count, 3)
-    assert out["pid"] != os.getpid()
-    assert not marker.exists()
-    assert sys.modules["__main__"] is fake_main  # put back after the start
-
-
 def test_a_worker_ended_by_the_server_exiting_is_not_a_fault(monkeypatch):
     monkeypatch.setattr(workers, "_closing", True)  # what the exit hook sets
     with pytest.raises(workers.ServerClosing) as caught:
@@ -139,3 +123,25 @@ def test_a_worker_leaves_terminal_and_group_signals_to_the_server():
     stop.set()
     t.join(30)
     assert result == ["stopped"]
+
+
+def loaded(names, *, on_event, stop):
+    return {name: name in sys.modules for name in names}
+
+
+@pytest.mark.parametrize("entry", ["streamlit_app.py", "digitlab/__main__.py"])
+def test_a_worker_does_not_start_the_app_or_the_cli(entry, monkeypatch):
+    """A spawned worker runs its parent's main script again, as __mp_main__, before its work:
+    under `streamlit run` that is streamlit_app.py (Streamlit sets it as __main__ on every
+    script run, from its own threads: it cannot be hidden while a job's thread starts a
+    worker), under `python -m digitlab` the CLI. Their guards make that a no-op."""
+    import types
+
+    script = Path(__file__).resolve().parents[1] / entry
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    workers.shutdown()  # no spare started before: this worker starts under the app as __main__
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    out = workers.run(loaded, ["streamlit", "digitlab.cli"])
+    assert out == {"streamlit": False, "digitlab.cli": False}
