@@ -89,6 +89,10 @@ def drawing() -> None:
         st.caption("Clear with the bin icon above the canvas; the arrows undo and redo strokes.")
 
     reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
+    # Each column keeps the same elements from one drawing to the next (a stroke or a clear
+    # changes their content, not which elements there are): the browser updates them in place
+    # instead of building them again, which decided the answer time with ten learners on one
+    # machine (BENCHMARKS.md, load test).
     with mid:
         if reading.problem:
             st.info(reading.problem)
@@ -96,21 +100,16 @@ def drawing() -> None:
             st.caption("Here the network's answer appears once there is a model.")
         else:
             st.markdown(
-                f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>",
+                f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>"
+                f"\n\nconfidence **{reading.confidence:.1%}**",
                 unsafe_allow_html=True,
             )
-            st.markdown(f"confidence **{reading.confidence:.1%}**")
-            # Streamlit's own (Vega-Lite) bars: a plotly chart here cost the browser 120-160 ms
-            # more per drawing, which decided the answer time with ten learners on one machine.
-            st.bar_chart(
+        if cm is not None:
+            st.vega_lite_chart(
                 explore.probability_bars(reading.probs),
-                x="digit",
-                y=["most likely", "others"],
-                color=[charts.TEST, charts.MUTED],
-                stack=True,
-                x_label="digit",
-                y_label="probability",
+                charts.PROBABILITY_SPEC,
                 height=260,
+                key="draw_probs",
             )
     with right:
         if reading.image is not None:
@@ -118,12 +117,10 @@ def drawing() -> None:
 
     st.divider()
     c1, c2, c3 = st.columns([1, 2, 3], vertical_alignment="bottom")
-    label = c1.selectbox(
-        "This drawing is a",
-        list(range(10)),
-        index=reading.digit if reading.digit is not None else 0,
-        key=f"draw_label_{reading.digit}",  # follows the prediction
-    )
+    if ss.get("draw_label_for", -1) != reading.digit:  # a new reading: the label follows it
+        ss["draw_label_for"] = reading.digit
+        ss["draw_label"] = reading.digit if reading.digit is not None else 0
+    label = c1.selectbox("This drawing is a", list(range(10)), key="draw_label")
     if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
         store.save_drawing(reading.image, label)
         st.toast(f"Saved as a {label}.")

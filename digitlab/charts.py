@@ -1,5 +1,9 @@
 """Plotly figures for DigitLab: pure functions, data in, figure out; they compute no statistics.
 
+One chart is a Vega-Lite spec instead (PROBABILITY_SPEC, for Streamlit's st.vega_lite_chart):
+the Draw page's bars, redrawn after every stroke, where the browser's cost decides how fast a
+room full of learners is answered.
+
 Colours follow the tutorial: training in red, held-out data in green.
 """
 
@@ -16,6 +20,25 @@ TEST = "#2ca02c"  # green
 ACCENT = "#1f77b4"
 MUTED = "#9aa5b1"  # grey: the runners-up beside the answer
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
+
+# A drawing's ten probabilities (rows from explore.probability_bars): the answer's bar green, the
+# others grey, the axis fixed at 0..1 so drawings compare. Per digit drawn and cleared, a plotly
+# chart here cost the browser 120-160 ms more, and st.bar_chart (built through Altair, which
+# validates its schema on every call) the server about 8 ms more (BENCHMARKS.md, Load).
+PROBABILITY_SPEC = {
+    "mark": {"type": "bar"},
+    "encoding": {
+        "x": {"field": "digit", "type": "ordinal", "title": "digit", "axis": {"labelAngle": 0}},
+        "y": {
+            "field": "probability",
+            "type": "quantitative",
+            "title": "probability",
+            "scale": {"domain": [0, 1]},
+        },
+        "color": {"condition": {"test": "datum.answer", "value": TEST}, "value": MUTED},
+        "tooltip": [{"field": "digit"}, {"field": "probability", "format": ".1%"}],
+    },
+}
 
 
 def _layout(

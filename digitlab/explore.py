@@ -130,16 +130,14 @@ def read_drawing(model, rgba: np.ndarray | None) -> Reading:
     return Reading(image, probs, None)
 
 
-def probability_bars(probs) -> dict[str, list]:
-    """(10,) probabilities -> columns for a stacked bar chart: the most likely digit's bar in one
-    series, the others in another, so the chart can colour the answer apart."""
-    p = [float(v) for v in np.asarray(probs, dtype=float)]
-    top = int(np.argmax(p)) if p else -1
-    return {
-        "digit": [str(d) for d in range(len(p))],
-        "most likely": [v if d == top else 0.0 for d, v in enumerate(p)],
-        "others": [0.0 if d == top else v for d, v in enumerate(p)],
-    }
+def probability_bars(probs) -> list[dict]:
+    """(10,) probabilities, or None before there is a reading -> one row per digit for
+    charts.PROBABILITY_SPEC: its probability, and whether it is the answer (the most likely
+    digit), so the chart colours the answer apart. None gives ten empty bars: the chart stays on
+    the page between drawings and only its data changes."""
+    p = np.zeros(10) if probs is None else np.asarray(probs, dtype=float)
+    top = -1 if probs is None else int(np.argmax(p))
+    return [{"digit": str(d), "probability": float(v), "answer": d == top} for d, v in enumerate(p)]
 
 
 def fold_histories(events: list[dict], *, variant: str = "fresh") -> dict[int, dict[str, list]]:

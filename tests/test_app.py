@@ -274,13 +274,19 @@ def test_leaving_the_train_page_mid_run_and_coming_back(app):
 
 
 def test_probability_bars_set_the_answer_apart():
-    from digitlab import explore
+    from digitlab import charts, explore
 
     p = np.full(10, 0.02)
     p[7] = 0.82
-    bars = explore.probability_bars(p)
-    assert bars["digit"] == [str(d) for d in range(10)]
-    assert bars["most likely"] == pytest.approx([0.82 if d == 7 else 0.0 for d in range(10)])
-    assert bars["others"] == pytest.approx([0.0 if d == 7 else 0.02 for d in range(10)])
-    stacked = np.add(bars["most likely"], bars["others"])
-    np.testing.assert_allclose(stacked, p)  # every bar's height is its probability
+    rows = explore.probability_bars(p)
+    assert [r["digit"] for r in rows] == [str(d) for d in range(10)]
+    np.testing.assert_allclose([r["probability"] for r in rows], p)  # each bar is its probability
+    assert [r["answer"] for r in rows] == [d == 7 for d in range(10)]  # the answer, and only it
+    # Before a reading: ten empty bars and no answer (the chart stays on the page).
+    empty = explore.probability_bars(None)
+    assert [r["probability"] for r in empty] == [0.0] * 10 and not any(r["answer"] for r in empty)
+    # The chart's spec reads exactly these fields, and colours the answer apart.
+    enc = charts.PROBABILITY_SPEC["encoding"]
+    assert {enc["x"]["field"], enc["y"]["field"]} | {"answer"} == set(rows[0])
+    assert enc["color"]["condition"] == {"test": "datum.answer", "value": charts.TEST}
+    assert enc["y"]["scale"]["domain"] == [0, 1]

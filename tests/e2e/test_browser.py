@@ -118,6 +118,7 @@ def test_draw_one_and_zero(page, server, shots):
     page.get_by_text("Nothing drawn yet.").wait_for()  # the page heard the canvas clear
     draw(page, ZERO)
     assert predicted(page, "0") == "0"
+    page.get_by_role("button", name="Save this drawing as 0").wait_for()  # the label follows
     check_clean(page, server, shots, "05-draw-zero")
 
 
