@@ -6,8 +6,9 @@ a time, with no other load: one fresh server (its own temporary DIGITLAB_HOME ho
 tutorial MLP), one Chromium, and
 
 - a Draw page: --digits digits drawn with the mouse (a 1, a 0, a 7, ...), each read, then
-  cleared with the canvas's bin icon. Reported: browser and server CPU per digit (drawing,
-  reading, clearing), and the time from mouse release to the digit on the page;
+  cleared with the canvas's bin icon. Reported: browser and server CPU per digit, the browser's
+  split into drawing (the mouse moving on the canvas), reading (from the release until half a
+  second after the digit shows) and clearing, and the time from mouse release to the digit;
 - a Train page running the tutorial MLP for 200 epochs: browser and server CPU per second while
   its live progress and charts update (the server's figure includes the training worker).
 
@@ -76,18 +77,26 @@ async def measure(url: str, server_pid: int, *, digits: int, train_s: float) -> 
         await clear(page)
         await asyncio.sleep(2)
         meter, latencies = CpuMeter(server_pid), []
+        phases = {"drawing": 0.0, "reading": 0.0, "clearing": 0.0}  # browser CPU s, summed
         for k in range(digits):
+            t0 = cpu_seconds(chromium_pids())
             await draw(page, STROKES[k % len(STROKES)][1])
+            t1 = cpu_seconds(chromium_pids())
             await page.wait_for_function("window.__dl.seen !== null")
             latencies.append(await page.evaluate("window.__dl.seen - window.__dl.up"))
             await asyncio.sleep(0.5)
+            t2 = cpu_seconds(chromium_pids())
             await clear(page)
             await asyncio.sleep(0.5)
+            t3 = cpu_seconds(chromium_pids())
+            for name, d in zip(phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                phases[name] += d
         b, s, _ = meter.since()
+        split = ", ".join(f"{name} {1000 * v / digits:.0f}" for name, v in phases.items())
         rows.append(
             [
                 "Draw page, per digit drawn, read and cleared",
-                f"{1000 * b / digits:.0f} ms",
+                f"{1000 * b / digits:.0f} ms ({split})",
                 f"{1000 * s / digits:.0f} ms",
                 f"median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms",
             ]
