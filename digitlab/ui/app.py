@@ -6,6 +6,14 @@ import streamlit as st
 from digitlab import ui
 from digitlab.ui import jobpanel, sidebar, state
 
+# The pages after Home: (script, title, icon, the home page's link to it)
+PAGES = [
+    ("app_pages/data.py", "Data", ":material/grid_view:", "Explore the data"),
+    ("app_pages/train.py", "Train", ":material/model_training:", "Train a network"),
+    ("app_pages/evaluate.py", "Evaluate", ":material/analytics:", "Cross-validate"),
+    ("app_pages/draw.py", "Draw", ":material/draw:", "Draw a digit"),
+]
+
 
 def home() -> None:
     st.title("DigitLab")
@@ -15,26 +23,16 @@ def home() -> None:
         "Start with **Data** to see the digits, **Train** a network and watch it learn, "
         "check it honestly with **Evaluate**, then **Draw** your own digits for it to read."
     )
-    cols = st.columns(4)
-    cols[0].page_link("app_pages/data.py", label="Explore the data", icon=":material/grid_view:")
-    cols[1].page_link(
-        "app_pages/train.py", label="Train a network", icon=":material/model_training:"
-    )
-    cols[2].page_link("app_pages/evaluate.py", label="Cross-validate", icon=":material/analytics:")
-    cols[3].page_link("app_pages/draw.py", label="Draw a digit", icon=":material/draw:")
+    for col, (path, _, icon, link) in zip(st.columns(len(PAGES)), PAGES, strict=True):
+        col.page_link(path, label=link, icon=icon)
 
 
 def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     state.init()  # session_state.setdefault for every key the pages use
     nav = st.navigation(
-        [
-            st.Page(home, title="Home", icon=":material/home:", default=True),
-            st.Page("app_pages/data.py", title="Data", icon=":material/grid_view:"),
-            st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-            st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
-        ]
+        [st.Page(home, title="Home", icon=":material/home:", default=True)]
+        + [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
     )
     digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
     jobpanel.absorb_finished()  # a run that ended while away: its model is current now
