@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs, preprocess, store, workers
+from digitlab import charts, explore, preprocess, store, work
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
 from digitlab.ui import jobpanel, state
@@ -40,7 +40,6 @@ def quick_progress() -> None:
 
 
 if cm is None:
-    workers.prewarm()  # quick-train starts without waiting for TensorFlow to load
     if quick is not None and not quick.progress.finished:
         st.info("Training the tutorial's network for you ...")
         quick_progress()
@@ -58,7 +57,7 @@ if cm is None:
         ):
             jobpanel.submit(
                 "quick_job",
-                jobs.training_work(digits, model_config=QUICK_MODEL, train_config=QUICK_TRAIN),
+                work.training_work(digits, model_config=QUICK_MODEL, train_config=QUICK_TRAIN),
                 kind="train",
                 label="quick training",
             )

@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from digitlab import charts, crossval, explore, jobs, store
+from digitlab import charts, explore, store, work
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, state
 
 digits = state.digits()
-crossval.prewarm(len(digits.x_train))  # fold workers fork from a process with TensorFlow loaded
 ss = st.session_state
 job = ss["cv_job"]
 busy = job is not None and not job.progress.finished
@@ -62,7 +61,7 @@ with st.container(border=True):
         else:
             job = jobpanel.submit(
                 "cv_job",
-                jobs.crossval_work(
+                work.crossval_work(
                     digits.x_train[:n_use],
                     digits.y_train[:n_use],
                     model_config=ModelConfig(arch=arch),

@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, jobs, workers
+from digitlab import charts, explore, work
 from digitlab.models import ARCHITECTURES, OPTIMIZERS, ModelConfig, ModelError
 from digitlab.training import TrainConfig, TrainingError
 from digitlab.ui import jobpanel, models_panel, state
 
 digits = state.digits()
-workers.prewarm()  # a training process ready before the Train button is pressed
 ss = st.session_state
 job = ss["train_job"]
 busy = job is not None and not job.progress.finished
@@ -84,7 +83,7 @@ with st.container(border=True):
         else:
             job = jobpanel.submit(
                 "train_job",
-                jobs.training_work(digits, model_config=mcfg, train_config=tcfg),
+                work.training_work(digits, model_config=mcfg, train_config=tcfg),
                 kind="train",
                 label=f"training {arch.upper()}, {tcfg.epochs} epochs",
             )

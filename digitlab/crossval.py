@@ -1,4 +1,4 @@
-"""k-fold cross-validation: scikit-learn's KFold, a fresh model per fold, folds run in parallel.
+"""k-fold cross-validation: scikit-learn's KFold, a fresh model per fold, folds on any executor.
 
 The tutorial builds one network and fits it fold after fold, so every fold after the first is
 tested on digits the network has already trained on. `reuse_model=True` reproduces that, to show
@@ -7,12 +7,10 @@ the leak; the default builds a fresh model for every fold.
 
 from __future__ import annotations
 
-import os
-import queue
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +53,7 @@ class FoldResult:
     n_train: int
     n_test: int
     stopped: bool = False
+    node: str = ""  # the Ray node it ran on (engine.RayExecutor); "" when run in this process
 
 
 @dataclass
@@ -195,7 +194,7 @@ def run_fold(task: FoldTask, images, labels, *, model=None, on_event=None, stop=
 
 
 # ---------------------------------------------------------------------------------------------
-# Executors: how fold tasks get run. A distributed engine would be one more class with .run.
+# Executors: how fold tasks get run. Here, in this process; on Ray: engine.RayExecutor.
 
 
 class FoldExecutor(Protocol):
@@ -218,170 +217,6 @@ class SerialExecutor:
                 break
             results.append(run_fold(task, images, labels, on_event=on_event, stop=stop))
         return results
-
-
-# Worker-process globals, set once per worker by _init_worker (the data travels once, not per fold).
-_W: dict[str, Any] = {}
-_CLOSED = "_fold_closed"  # a worker's last word on a fold: every event of that fold has been sent
-
-
-def _init_worker(images, labels, threads, events, stop):
-    from digitlab.workers import NICE
-
-    os.nice(NICE)  # pages answering drawings keep the server's priority (digitlab.workers)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    _W.update(images=images.open()["images"], labels=labels, events=events, stop=stop)
-
-
-def _run_fold_in_worker(task: FoldTask) -> FoldResult:
-    events = _W["events"]
-    try:
-        return run_fold(task, _W["images"], _W["labels"], on_event=events.put, stop=_W["stop"])
-    finally:
-        events.put({"type": _CLOSED, "fold": task.fold})
-
-
-class ProcessExecutor:
-    """Folds in parallel worker processes (concurrent.futures; forks of a server that imported
-    TensorFlow, see _context), each with its own TensorFlow.
-
-    Events from the workers come back through a multiprocessing queue and reach on_event in this
-    process, so a page's live progress works the same as with SerialExecutor; a stop request
-    reaches every worker through a multiprocessing Event (shared memory: a batch's check costs
-    no round trip) and cancels the folds not yet started.
-
-    workers: processes at once (default: one per core). threads_per_worker: TensorFlow intra-op
-    threads in each (default: cores // workers, so the processes do not fight over the cores).
-    """
-
-    def __init__(self, workers: int | None = None, *, threads_per_worker: int | None = None):
-        cores = os.cpu_count() or 1
-        self.workers = max(1, workers or cores)
-        self.threads = threads_per_worker or max(1, cores // self.workers)
-
-    def run(self, tasks, images, labels, *, on_event=None, stop=None):
-        from concurrent.futures import ProcessPoolExecutor, wait
-
-        from digitlab.workers import share
-
-        if not tasks:
-            return []
-        ctx = _context()
-        events, remote_stop = ctx.Queue(), ctx.Event()
-        with (
-            share(images=images) as shared_images,  # mapped by each worker, not sent to it
-            ProcessPoolExecutor(
-                max_workers=min(self.workers, len(tasks)),
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(shared_images, labels, self.threads, events, remote_stop),
-            ) as pool,
-        ):
-            futures = {pool.submit(_run_fold_in_worker, t): t.fold for t in tasks}
-            pending = set(futures)
-            open_folds = set(futures.values())  # folds whose closing word has not come yet
-            deadline = None
-            while open_folds:
-                if stop is not None and stop.is_set() and not remote_stop.is_set():
-                    remote_stop.set()
-                    for f in pending:
-                        f.cancel()
-                open_folds -= _drain(events, on_event, timeout=0.1)
-                _, pending = wait(pending, timeout=0)
-                if not pending:  # cancelled folds say nothing; a crashed worker neither
-                    open_folds -= {fold for f, fold in futures.items() if f.cancelled()}
-                    deadline = deadline or time.monotonic() + 10.0
-                    if time.monotonic() > deadline:
-                        break
-            results = [f.result() for f in futures if not f.cancelled()]
-        events.close()
-        return sorted(results, key=lambda r: r.fold)
-
-
-# What the fold workers' fork server imports once, before any worker is forked from it.
-_PRELOAD = ["digitlab.crossval", "tensorflow", "keras"]
-
-
-def _context():
-    """Fold workers start as forks of a server process that has imported TensorFlow (about
-    0.1 s each), not as fresh Pythons that each import it (3-4 s; three at once on 2 cores took
-    6 s, a third of a 5-fold run). The server forks only after imports, before TensorFlow runs
-    anything (no thread pools yet: what makes forking a working TensorFlow unsafe)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
-
-
-def prewarm(n_samples: int | None = None, *, wait: bool = False) -> None:
-    """Start the fold workers' fork server now, so that its imports are done before the first
-    k-fold run (the Evaluate page calls this; a server runs one for its lifetime). n_samples:
-    only if folds on that many digits would run in workers (parallel_folds); the server holds
-    its own TensorFlow (about 0.7 GB), not worth it for folds that run in the job's thread.
-    wait: block until it can fork (a worker started and ended)."""
-    from multiprocessing import forkserver
-
-    if n_samples is not None and not parallel_folds(n_samples):
-        return
-    ctx = _context()
-    forkserver.ensure_running()
-    if wait:
-        proc = ctx.Process(target=int)
-        proc.start()
-        proc.join()
-
-
-def _drain(events, on_event, *, timeout: float) -> set[int]:
-    """Pass queued events to on_event; return the folds whose closing word arrived."""
-    closed = set()
-    try:
-        event = events.get(timeout=timeout)
-        while True:
-            if event.get("type") == _CLOSED:
-                closed.add(event["fold"])
-            elif on_event is not None:
-                on_event(event)
-            event = events.get_nowait()
-    except queue.Empty:
-        pass
-    return closed
-
-
-def balanced_workers(n_splits: int, cores: int) -> int:
-    """Worker processes (one TensorFlow thread each) that keep every core busy to the last fold.
-
-    One worker per core leaves a core idle at the end whenever the folds do not divide evenly:
-    5 folds on 2 cores run 2 + 2 + 1, the last fold alone, 3 fold-times. ceil(k / floor(k / c))
-    workers share the cores instead (the system divides time between them): 5 folds on 2 cores
-    become 3 workers, 3 folds at once then 2, 2.5 fold-times, all the machine can give.
-    """
-    if n_splits <= cores:
-        return n_splits
-    return -(-n_splits // (n_splits // cores))
-
-
-def parallel_folds(n_samples: int) -> bool:
-    """Whether folds on n_samples digits run in worker processes: when there are cores to share
-    and enough data to pay for the start-up, unless DIGITLAB_SERIAL_FOLDS=1."""
-    return (
-        (os.cpu_count() or 1) >= 2
-        and n_samples >= 20000
-        and os.environ.get("DIGITLAB_SERIAL_FOLDS") != "1"
-    )
-
-
-def default_executor(n_samples: int, n_splits: int) -> FoldExecutor:
-    """ProcessExecutor where parallel_folds says so, else SerialExecutor."""
-    if parallel_folds(n_samples):
-        return ProcessExecutor(
-            balanced_workers(n_splits, os.cpu_count() or 1), threads_per_worker=1
-        )
-    return SerialExecutor()
 
 
 def cross_validate(
@@ -428,7 +263,7 @@ def cross_validate(
                 break
             folds.append(run_fold(task, images, labels, model=shared, on_event=on_event, stop=stop))
     else:
-        executor = executor or default_executor(len(images), n_splits)
+        executor = executor or SerialExecutor()
         folds = executor.run(tasks, images, labels, on_event=on_event, stop=stop)
     return CVResult(
         folds=folds,

@@ -1,15 +1,14 @@
-"""Background jobs: work in threads, a plain progress object, stop, a limit on heavy jobs, reaping.
+"""The server's jobs: a first-come queue under a server-wide limit, a plain progress object, stop.
 
-A job runs `work(on_event, stop)` (the signature of training.train and crossval.cross_validate
-once their data and settings are bound) in a thread. The worker only writes to the job's
+A job runs `work(on_event, stop)` (digitlab.work: training, k-fold, teaching, each sending its
+heavy part to the engine, Ray) from a thread that waits on it. The work only writes to the job's
 `Progress`, a plain object; pages read it from `@st.fragment(run_every=...)`. Nothing here
-imports streamlit.
+imports streamlit or Ray.
 
-Heavy jobs (training, cross-validation) share a server-wide limit, DIGITLAB_MAX_JOBS. Its
-default is max(1, cores // 2): one Keras fit already spreads over every core through
-TensorFlow's intra-op threads, so more fits at once than about half the cores only make each
-one slower without finishing any sooner; on a 2-core workshop laptop it means one run at a time,
-and the others wait in a visible queue (Progress.queue_position).
+Heavy jobs share a server-wide limit, DIGITLAB_MAX_JOBS. Its default is half the engine's CPUs
+(the cluster's once Ray is up, else this machine's), at least 1: one Keras fit already spreads
+over every core of its node through TensorFlow's intra-op threads, so on a 2-core workshop laptop
+one run goes at a time and the others wait in a visible queue (Progress.queue_position).
 
 A page touches `job.heartbeat()` while its session is alive. A job whose owner stopped
 touching it for DIGITLAB_JOB_HEARTBEAT_S seconds (default 300: browsers slow the timers of
@@ -26,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from digitlab.training import StopEvent
@@ -40,14 +39,15 @@ KEEP_FINISHED_S = (
 )
 
 
-def default_max_jobs() -> int:
+def default_max_jobs(cpus: int | None = None) -> int:
+    """DIGITLAB_MAX_JOBS, else half of `cpus` (the engine's; default this machine's), at least 1."""
     env = os.environ.get("DIGITLAB_MAX_JOBS")
     if env:
         try:
             return max(1, int(env))
         except ValueError:
             log.warning("DIGITLAB_MAX_JOBS=%r is not a whole number; using the default", env)
-    return max(1, (os.cpu_count() or 1) // 2)
+    return max(1, (cpus or os.cpu_count() or 1) // 2)
 
 
 def default_heartbeat_timeout() -> float:
@@ -89,11 +89,15 @@ class Progress:
     epochs: int = 0
     folds: int = 1
     epochs_done: int = 0
+    workers: list[dict] = field(default_factory=list)  # {"pid", "node"} of each process it ran in
     _partial: dict = field(default_factory=dict)  # fold -> fraction of the current epoch
 
     def record(self, event: dict) -> None:
         kind = event.get("type")
         fold = event.get("fold", 0)
+        if kind == "worker":
+            self.workers.append({"pid": event.get("pid"), "node": event.get("node")})
+            return
         if kind == "batch":
             self.batch = event
             self._partial[fold] = event["batch"] / max(1, event.get("batches") or 1)
@@ -141,12 +145,21 @@ class Job:
     _ids = itertools.count(1)
 
     def __init__(
-        self, work: Work, *, kind: str, label: str, owner: str | None, heavy: bool, heartbeat_s
+        self,
+        work: Work,
+        *,
+        kind: str,
+        label: str,
+        owner: str | None,
+        heavy: bool,
+        heartbeat_s,
+        learner: str | None = None,
     ):
         self.id = next(self._ids)
-        self.kind = kind  # "train", "cv", ...
+        self.kind = kind  # "train", "cv", "teach", ...
         self.label = label  # for people: "training MLP 5 epochs"
         self.owner = owner  # session id, or None for headless use
+        self.learner = learner  # who started it (the room's view), or None
         self.heavy = heavy
         self.heartbeat_timeout = heartbeat_s  # None: never reaped
         self.last_heartbeat = time.monotonic()
@@ -188,7 +201,7 @@ class JobManager:
         heartbeat_timeout: float | None = None,
         reap_interval: float = 5.0,
     ):
-        self.max_jobs = max_jobs or default_max_jobs()
+        self._max_jobs = max_jobs
         self.heartbeat_timeout = (
             default_heartbeat_timeout() if heartbeat_timeout is None else heartbeat_timeout
         )
@@ -198,6 +211,15 @@ class JobManager:
         self._running: set[Job] = set()
         self._jobs: list[Job] = []
         self._reaper: threading.Thread | None = None
+
+    @property
+    def max_jobs(self) -> int:
+        """Heavy jobs at once: as given, else from the engine's CPUs once it is up."""
+        if self._max_jobs:
+            return self._max_jobs
+        from digitlab import engine
+
+        return default_max_jobs(engine.cluster_cpus())
 
     # -- public ---------------------------------------------------------------------------
 
@@ -210,6 +232,7 @@ class JobManager:
         owner: str | None = None,
         heavy: bool = True,
         watched: bool = True,
+        learner: str | None = None,
     ) -> Job:
         """Start work in a thread now, or queue it behind max_jobs heavy jobs.
 
@@ -222,6 +245,7 @@ class JobManager:
             owner=owner,
             heavy=heavy,
             heartbeat_s=self.heartbeat_timeout if watched else None,
+            learner=learner,
         )
         with self._cond:
             self._forget_old()
@@ -345,131 +369,3 @@ def manager() -> JobManager:
         if _manager is None:
             _manager = JobManager()
         return _manager
-
-
-# ---------------------------------------------------------------------------------------------
-# The work the app runs as jobs: data and settings bound, ready for JobManager.submit.
-
-
-def training_work(digits, *, model_config, train_config, in_worker: bool = True) -> Work:
-    """One training run (digitlab.training.train); the job's result is the TrainResult.
-
-    in_worker: train in a lower-priority worker process (digitlab.workers), so that pages
-    answering drawings keep the server's CPU; the trained weights come back into a model built
-    here. False: train in the job's own thread.
-    """
-
-    def work(on_event, stop):
-        from digitlab.training import train
-
-        if not in_worker:
-            return train(
-                digits,
-                model_config=model_config,
-                train_config=train_config,
-                on_event=on_event,
-                stop=stop,
-            )
-        from digitlab import workers
-        from digitlab.models import build_model
-
-        arrays = {k: getattr(digits, k) for k in ("x_train", "y_train", "x_test", "y_test")}
-        with workers.share(**arrays) as shared:  # mapped by the worker, not sent to it
-            result, weights = workers.run(
-                train_in_worker,
-                shared,
-                replace(digits, **{k: v[:0] for k, v in arrays.items()}),
-                model_config,
-                train_config,
-                on_event=on_event,
-                stop=stop,
-            )
-        result.model = build_model(model_config)
-        result.model.set_weights(weights)
-        return result
-
-    return work
-
-
-def train_in_worker(shared, digits, model_config, train_config, *, on_event, stop):
-    """train() as a worker runs it: the TrainResult without its model, and the model's weights.
-
-    shared: the digits' arrays (workers.share); digits: the rest of them (source, kind), with
-    empty arrays."""
-    from digitlab.models import fresh_model
-    from digitlab.training import train
-
-    digits = replace(digits, **shared.open())
-    # the network a spare compiled for these settings (training.prepare), or a new one; the
-    # worker ends after this run, so nobody holds the model the next borrower would reset
-    with fresh_model(model_config, train_config.seed) as model:
-        result = train(
-            digits,
-            model_config=model_config,
-            train_config=train_config,
-            on_event=on_event,
-            stop=stop,
-            model=model,
-        )
-        weights = model.get_weights()
-    result.model = None
-    return result, weights
-
-
-def crossval_work(
-    images,
-    labels,
-    *,
-    model_config,
-    n_splits: int = 5,
-    epochs: int = 5,
-    batch_size: int = 128,
-    with_reused: bool = False,
-    data_source: str = "",
-    save: bool = True,
-) -> Work:
-    """k-fold with a fresh model per fold, then (with_reused) the tutorial's reused model.
-
-    Events carry "variant" ("fresh" or "reused") besides "fold"; one "start" event covers both
-    runs, so progress and ETA span the whole job. The result: {"fresh": CVResult, "reused":
-    CVResult | None, "names": stored names}; with save, both are kept in digitlab.store and the
-    fresh one names its reused partner in meta["pair"].
-    """
-
-    def work(on_event, stop):
-        from digitlab import store
-        from digitlab.crossval import cross_validate
-
-        variants = ["fresh", "reused"] if with_reused else ["fresh"]
-        on_event({"type": "start", "folds": n_splits * len(variants), "epochs": epochs})
-        out = {"fresh": None, "reused": None, "names": {}}
-        for variant in variants:
-            if stop.is_set():
-                break
-
-            def tagged(event, variant=variant):
-                if event.get("type") != "start":
-                    on_event({**event, "variant": variant})
-
-            out[variant] = cross_validate(
-                images,
-                labels,
-                model_config=model_config,
-                n_splits=n_splits,
-                epochs=epochs,
-                batch_size=batch_size,
-                reuse_model=variant == "reused",
-                on_event=tagged,
-                stop=stop,
-                data_source=data_source,
-            )
-        if save:
-            if out["reused"] is not None and out["reused"].folds:
-                out["names"]["reused"] = store.save_cv(out["reused"].to_dict())
-            if out["fresh"] is not None and out["fresh"].folds:
-                if "reused" in out["names"]:
-                    out["fresh"].meta["pair"] = out["names"]["reused"]
-                out["names"]["fresh"] = store.save_cv(out["fresh"].to_dict())
-        return out
-
-    return work

@@ -74,8 +74,28 @@ class ModelConfig:
 TUTORIAL = ModelConfig(jit_compile=False, steps_per_execution=1)  # the tutorial as it compiles
 
 
+# Keras builds and loads models through process-wide state that is not thread-safe (tensorflow
+# issue 35813: a model built in a job thread while script threads loaded and called models failed
+# with "Only input tensors may be passed as positional arguments"). Every construction and load in
+# this process takes this lock.
+keras_lock = threading.RLock()
+
+
 def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None):
     """A fresh compiled Keras model taking (n, 28, 28) float32 in [0, 1]."""
+    with keras_lock:
+        return _build_model(config, seed=seed)
+
+
+def from_weights(config: ModelConfig, weights: list) -> Any:
+    """build_model(config) with these weights (a run's result, trained elsewhere)."""
+    with keras_lock:
+        model = _build_model(config)
+        model.set_weights(weights)
+        return model
+
+
+def _build_model(config: ModelConfig, *, seed: int | None = None):
     import keras
     from keras import layers
 
@@ -198,7 +218,8 @@ def load_model_file(path: str | os.PathLike, *, max_bytes: int = MAX_MODEL_BYTES
     import keras
 
     try:
-        model = keras.saving.load_model(p, safe_mode=True, compile=False)
+        with keras_lock:
+            model = keras.saving.load_model(p, safe_mode=True, compile=False)
     except Exception as e:
         text = str(e)
         if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():

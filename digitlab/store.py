@@ -202,7 +202,7 @@ def delete_model(name: str) -> None:
 # Cross-validation results
 
 
-def save_cv(result: dict, *, name: str | None = None) -> str:
+def save_cv(result: dict, *, name: str | None = None, learner: str | None = None) -> str:
     """Save a CVResult.to_dict(); returns the stored name."""
     stem = (
         safe_name(name)

@@ -70,6 +70,7 @@ class TrainResult:
     stopped: bool = False  # True: stopped by request before the last epoch
     seconds: float = 0.0
     data_source: str = ""
+    weights: list | None = None  # the trained weights, when the run happened elsewhere (work.py)
 
     def summary(self) -> dict:
         """Plain data (no model), for JSON and the store."""

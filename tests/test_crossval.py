@@ -136,17 +136,6 @@ def test_settings_that_cannot_work(n, folds, words):
         cross_validate(x, y, n_splits=folds)
 
 
-@pytest.mark.parametrize(
-    "folds, cores, workers",
-    [(5, 2, 3), (4, 2, 2), (10, 2, 2), (3, 2, 3), (2, 2, 2), (5, 4, 5), (10, 4, 5), (2, 8, 2)],
-)
-def test_balanced_workers_keep_every_core_busy_to_the_end(folds, cores, workers):
-    from digitlab.crossval import balanced_workers
-
-    assert balanced_workers(folds, cores) == workers
-    assert workers >= min(cores, folds)  # never fewer processes than cores to fill
-
-
 def test_a_folds_score_is_its_network_on_the_held_out_digits(digits):
     """The fold's score is its last epoch's validation (no second pass): the same numbers as
     evaluating the trained network on the fold's held-out digits."""
@@ -164,13 +153,3 @@ def test_a_folds_score_is_its_network_on_the_held_out_digits(digits):
     )
     assert result.accuracy == pytest.approx(acc, abs=1e-6)
     assert result.loss == pytest.approx(loss, rel=1e-5)
-
-
-def test_parallel_folds_only_with_cores_and_data(monkeypatch):
-    from digitlab.crossval import parallel_folds
-
-    monkeypatch.delenv("DIGITLAB_SERIAL_FOLDS", raising=False)
-    assert not parallel_folds(5000)  # the offline subset: start-up would cost more than it saves
-    assert parallel_folds(60000) == ((os.cpu_count() or 1) >= 2)
-    monkeypatch.setenv("DIGITLAB_SERIAL_FOLDS", "1")
-    assert not parallel_folds(60000)

@@ -228,13 +228,11 @@ def test_pipeline_scales_pixels_as_normalise_does(small):
 
 
 def test_a_run_on_a_prepared_network_is_a_run_on_a_new_one(small):
-    """A spare worker compiles the default run's network ahead (prepare); the job's run borrows
-    it with every variable set anew and trains exactly as on a network built for it."""
-    from dataclasses import replace
-
-    from digitlab import models, workers
-    from digitlab.jobs import train_in_worker
+    """The engine's warm-up compiles the default run's network ahead (prepare); a job's run
+    borrows it with every variable set anew and trains exactly as on a network built for it."""
+    from digitlab import models
     from digitlab.training import prepare
+    from digitlab.work import PARTS, train_remote
 
     mcfg = ModelConfig(hidden_units=64, dropout=0.2)  # dropout: random state that could carry
     tcfg = TrainConfig(epochs=2, batch_size=64)
@@ -242,10 +240,8 @@ def test_a_run_on_a_prepared_network_is_a_run_on_a_new_one(small):
     built = train(small, model_config=mcfg, train_config=tcfg)
     prepare(mcfg, tcfg, n_train=len(small.x_train))
     network = models._compiled[mcfg]
-    arrays = {k: getattr(small, k) for k in ("x_train", "y_train", "x_test", "y_test")}
-    with workers.share(**arrays) as shared:
-        rest = replace(small, **{k: v[:0] for k, v in arrays.items()})
-        result, weights = train_in_worker(shared, rest, mcfg, tcfg, on_event=None, stop=None)
+    arrays = [getattr(small, k) for k in PARTS]
+    result, weights = train_remote(*arrays, small, mcfg, tcfg, {}, on_event=None, stop=None)
     assert models._compiled[mcfg] is network  # the run borrowed the prepared network
 
     def curves(history):

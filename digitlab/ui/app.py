@@ -3,7 +3,7 @@ sidebar, navigation. Streamlit calls main() on every run of the entry script."""
 
 import streamlit as st
 
-from digitlab import ui
+from digitlab import engine, ui
 from digitlab.ui import jobpanel, sidebar, state
 
 # The pages after Home: (script, title, icon, the home page's link to it)
@@ -29,6 +29,7 @@ def home() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
+    engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
     state.init()  # session_state.setdefault for every key the pages use
     nav = st.navigation(
         [st.Page(home, title="Home", icon=":material/home:", default=True)]

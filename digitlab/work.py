@@ -1,0 +1,177 @@
+"""The work the app runs as jobs, data and settings bound: `work(on_event, stop) -> result`.
+
+Each sends its heavy part to the engine (Ray) and keeps the light part here: the digits go to
+the object store once (engine.put), a training run comes back as its result and its weights,
+and the model is built in this process under models' one lock. `on_engine=False` runs the same
+functions directly in the caller's thread (tests, small CLI runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from digitlab import engine, models, store
+from digitlab.crossval import cross_validate
+from digitlab.data import Digits
+from digitlab.training import TrainResult, train
+
+Work = Callable[[Callable[[dict], None], Any], Any]
+PARTS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def training_work(
+    digits: Digits, *, model_config, train_config, on_engine: bool = True, **train_kwargs
+) -> Work:
+    """One training run (training.train); the job's result is the TrainResult with its model.
+
+    On the engine the run's weights come back with the result and are kept on it
+    (`result.weights`) until the model is built here, so a failure after training loses nothing.
+    """
+
+    def work(on_event, stop):
+        if not on_engine:
+            return train(
+                digits,
+                model_config=model_config,
+                train_config=train_config,
+                on_event=on_event,
+                stop=stop,
+                **train_kwargs,
+            )
+        arrays = [engine.put(getattr(digits, k)) for k in PARTS]
+        rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
+        result, weights = engine.run(
+            train_remote,
+            *arrays,
+            rest,
+            model_config,
+            train_config,
+            train_kwargs,
+            on_event=on_event,
+            stop=stop,
+        )
+        result.weights = weights
+        result.model = models.from_weights(model_config, weights)
+        return result
+
+    return work
+
+
+def train_remote(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    rest: Digits,
+    model_config,
+    train_config,
+    train_kwargs,
+    *,
+    on_event,
+    stop,
+) -> tuple[TrainResult, list]:
+    """train() as an engine task runs it: the TrainResult without its model, and the weights.
+
+    The network is the one this worker compiled for these settings (models.fresh_model: the
+    engine's warm-up compiles the default run's), with every variable set anew."""
+    digits = replace(rest, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    with models.fresh_model(model_config, train_config.seed) as model:
+        result = train(
+            digits,
+            model_config=model_config,
+            train_config=train_config,
+            on_event=on_event,
+            stop=stop,
+            model=model,
+            **train_kwargs,
+        )
+        weights = model.get_weights()
+    result.model = None
+    return result, weights
+
+
+def crossval_work(
+    images,
+    labels,
+    *,
+    model_config,
+    n_splits: int = 5,
+    epochs: int = 5,
+    batch_size: int = 128,
+    with_reused: bool = False,
+    data_source: str = "",
+    save: bool = True,
+    learner: str | None = None,
+    on_engine: bool = True,
+) -> Work:
+    """k-fold with a fresh model per fold (folds side by side on the engine), then (with_reused)
+    the tutorial's reused model (one network, fold after fold: one engine task).
+
+    Events carry "variant" ("fresh" or "reused") besides "fold"; one "start" event covers both
+    runs, so progress and ETA span the whole job. The result: {"fresh": CVResult, "reused":
+    CVResult | None, "names": stored names}; with save, both are kept in the store under the
+    learner, and the fresh one names its reused partner in meta["pair"].
+    """
+
+    def work(on_event, stop):
+        variants = ["fresh", "reused"] if with_reused else ["fresh"]
+        on_event({"type": "start", "folds": n_splits * len(variants), "epochs": epochs})
+        out = {"fresh": None, "reused": None, "names": {}}
+        settings = dict(
+            model_config=model_config,
+            n_splits=n_splits,
+            epochs=epochs,
+            batch_size=batch_size,
+            data_source=data_source,
+        )
+        for variant in variants:
+            if stop.is_set():
+                break
+
+            def tagged(event, variant=variant):
+                if event.get("type") != "start":
+                    on_event({**event, "variant": variant})
+
+            if variant == "fresh":
+                executor = engine.RayExecutor() if on_engine else None
+                out[variant] = cross_validate(
+                    images, labels, executor=executor, on_event=tagged, stop=stop, **settings
+                )
+            elif on_engine:
+                out[variant] = engine.run(
+                    reused_remote,
+                    engine.put(images),
+                    engine.put(labels),
+                    settings,
+                    on_event=tagged,
+                    stop=stop,
+                )
+            else:
+                out[variant] = reused_remote(images, labels, settings, on_event=tagged, stop=stop)
+        if save:
+            out["names"] = save_cv_pair(out["fresh"], out["reused"], learner=learner)
+        return out
+
+    return work
+
+
+def reused_remote(images, labels, settings: dict, *, on_event, stop):
+    """The tutorial's k-fold, one network across all folds (inherently one after another)."""
+    return cross_validate(
+        images, labels, reuse_model=True, on_event=on_event, stop=stop, **settings
+    )
+
+
+def save_cv_pair(fresh, reused, *, learner: str | None = None) -> dict[str, str]:
+    """Keep a fresh k-fold run and its reused partner (either may be None or empty) in the store;
+    the fresh one names its partner in meta["pair"]. Returns {"fresh": name, "reused": name}."""
+    names: dict[str, str] = {}
+    if reused is not None and reused.folds:
+        names["reused"] = store.save_cv(reused.to_dict(), learner=learner)
+    if fresh is not None and fresh.folds:
+        if "reused" in names:
+            fresh.meta["pair"] = names["reused"]
+        names["fresh"] = store.save_cv(fresh.to_dict(), learner=learner)
+    return names
