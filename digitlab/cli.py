@@ -12,7 +12,7 @@ import numpy as np
 from digitlab.data import DataError, Digits, load_mnist
 
 # The tutorial's numbers, for the closing table: published in the tutorial, and its own code
-# rerun on full MNIST on this project's machines (DESIGN.md, DEVELOPERS.md).
+# rerun on full MNIST on this project's machines (README.md, "The tutorial, reproduced").
 TUTORIAL_PUBLISHED = {"test_accuracy": 0.9783, "train_accuracy": 0.989}
 TUTORIAL_MEASURED = {
     "test_accuracy": 0.9788,
@@ -97,6 +97,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def get_digits(args) -> Digits:
     say("Loading MNIST ...")
     digits = load_mnist(args.data)
+    args.data_kind = digits.kind  # what was found, before --limit makes it a "custom" slice
+    if digits.kind == "subset":
+        say(
+            "No full MNIST here (no DIGITLAB_MNIST, no Keras cache, no network): running on the "
+            "offline subset of 5,000 real MNIST digits. Numbers will be lower than the tutorial's."
+        )
     if args.limit is not None:
         if args.limit < 10:
             raise CliError(f"--limit must be at least 10 digits, not {args.limit}.")
@@ -127,7 +133,7 @@ def emit_json(obj: dict) -> None:
 
 
 def cmd_train(args) -> int:
-    from digitlab.training import TrainConfig, train
+    from digitlab.training import TrainConfig
 
     model_config = model_config_from(args)
     train_config = TrainConfig(
@@ -139,9 +145,7 @@ def cmd_train(args) -> int:
     )
     digits = get_digits(args)
     say(f"Training {model_config.describe()} for {args.epochs} epochs ...")
-    result = train(
-        digits, model_config=model_config, train_config=train_config, on_event=Progress()
-    )
+    result = run_training(digits, model_config, train_config)
     say(
         f"Test accuracy {result.test_accuracy:.4f}, test loss {result.test_loss:.4f}"
         f"  ({result.seconds:.1f} s)"
@@ -156,13 +160,38 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_kfold(args) -> int:
-    from digitlab.crossval import ProcessExecutor, SerialExecutor
+def run_training(digits, model_config, train_config):
+    """train() here, or as a task on the Ray cluster at DIGITLAB_RAY_ADDRESS when it is set."""
+    from digitlab import engine
 
+    if engine.address():
+        from digitlab import work
+        from digitlab.training import StopEvent
+
+        say(f"On the Ray cluster at {engine.address()} ...")
+        run = work.training_work(digits, model_config=model_config, train_config=train_config)
+        return run(Progress(), StopEvent())
+    from digitlab.training import train
+
+    return train(
+        digits, model_config=model_config, train_config=train_config, on_event=Progress()
+    )
+
+
+def fold_executor(workers: int | None):
+    """Folds on the engine (Ray) with DIGITLAB_RAY_ADDRESS or --workers above 1; else here."""
+    from digitlab import engine
+
+    if engine.address() or (workers is not None and workers > 1):
+        engine.connect()
+        say(f"Folds on Ray ({engine.status()['address']}, {engine.status()['cpus']} CPUs)")
+        return engine.RayExecutor()
+    return None  # crossval's SerialExecutor: one fold after another in this process
+
+
+def cmd_kfold(args) -> int:
     digits = get_digits(args)
-    executor = None
-    if args.workers is not None:
-        executor = SerialExecutor() if args.workers <= 1 else ProcessExecutor(args.workers)
+    executor = fold_executor(args.workers)
     result = kfold_on(
         digits, args, model_config_from(args), reuse_model=args.reuse_model, executor=executor
     )
@@ -260,11 +289,6 @@ def cmd_reproduce(args) -> int:
 
     t0 = time.perf_counter()
     digits = get_digits(args)
-    if digits.kind == "subset":
-        say(
-            "No full MNIST here (no DIGITLAB_MNIST, no Keras cache, no network): running on the "
-            "offline subset of 5,000 real MNIST digits. Numbers will be lower than the tutorial's."
-        )
     say("\n== 1. The data")
     for part in ("train", "test"):
         x, y = getattr(digits, f"x_{part}"), getattr(digits, f"y_{part}")
@@ -305,7 +329,7 @@ def cmd_reproduce(args) -> int:
         emit_json(
             {
                 "data": digits.summary,
-                "data_kind": digits.kind,
+                "data_kind": args.data_kind,  # "full" or "subset", whatever --limit took of it
                 "test_accuracy": run.test_accuracy,
                 "test_loss": run.test_loss,
                 "history": run.history,
@@ -345,7 +369,9 @@ def reproduce_table(run, fresh, reused, digits) -> str:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one clear line, not a usage dump
-        raise CliError(f"{message} (see 'python -m digitlab {self.prog.split()[-1]} --help')")
+        command = " ".join(self.prog.split()[1:])  # "" for the top level, "train" for a command
+        see = f"python -m digitlab {command} --help".replace("  ", " ")
+        raise CliError(f"{message} (see '{see}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,7 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--reuse-model", action="store_true", help="the tutorial's leaky variant")
-    p.add_argument("--workers", type=int, help="parallel fold processes (default: by cores)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="above 1: folds side by side on Ray (default: one after another here, or on the "
+        "cluster at DIGITLAB_RAY_ADDRESS)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_kfold)
 
@@ -392,10 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the user asked for something that cannot work: one line, exit 2."""
     from digitlab.crossval import CrossValError
+    from digitlab.engine import EngineError
     from digitlab.models import ModelError
     from digitlab.training import TrainingError
 
-    return (CliError, DataError, ModelError, TrainingError, CrossValError)
+    return (CliError, DataError, ModelError, TrainingError, CrossValError, EngineError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,8 +141,13 @@ def _connect_here() -> None:
         raise
     except Exception as e:  # Ray's own: authentication, version mismatch, ...
         text = " ".join(str(e).split())[:200]
-        where = f"the Ray cluster at {addr}" if addr else "the embedded Ray"
-        _error = f"Could not start or join {where}: {type(e).__name__}: {text}"
+        if addr:
+            _error = (
+                f"Could not join the Ray cluster at {addr} ({type(e).__name__}: {text}); does "
+                "this machine hold the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN)?"
+            )
+        else:
+            _error = f"Could not start the embedded Ray: {type(e).__name__}: {text}"
         raise EngineError(_error) from None
     _error = None
     _connected.set()
@@ -162,8 +167,8 @@ def start_in_background(*, warm_up: bool = True) -> None:
                 _connect_here()
                 if warm_up:
                     warm()
-            except EngineError as e:
-                log.warning("%s", e)
+            except EngineError as e:  # kept in _error: pages and the CLI say it
+                log.info("%s", e)
                 return
             except Exception:  # warming is an optimisation: a job imports TensorFlow itself
                 log.exception("warming the engine's workers")

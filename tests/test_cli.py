@@ -113,10 +113,10 @@ def test_reproduce_offline_says_so(tmp_path):
         "reproduce", "--limit", 600, "--epochs", 1, "--folds", 2, "--json", tmp_home=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert "offline subset" in proc.stderr and "Tutorial vs DigitLab" in proc.stderr
+    assert "No full MNIST here" in proc.stderr and "Tutorial vs DigitLab" in proc.stderr
     assert "Total params: 407,050" in proc.stderr  # the tutorial's network summary
     out = last_json(proc.stdout)
-    assert out["data_kind"] == "custom" or out["data_kind"] == "subset"
+    assert out["data_kind"] == "subset"  # what was found, though --limit took a slice of it
     assert len(out["fresh_folds"]) == 2 and len(out["reused_folds"]) == 2
 
 
@@ -127,11 +127,11 @@ def test_reproduce_offline_says_so(tmp_path):
         (("train", "--epochs", 0, "--limit", 100), ["Epochs must be 1..200"]),
         (("train", "--hidden-units", -3, "--limit", 100), ["Hidden units"]),
         (("train", "--dropout", 1.5, "--limit", 100), ["Dropout"]),
-        (("train", "--epochs", "many"), ["invalid int value"]),
+        (("train", "--epochs", "many"), ["invalid int value", "'python -m digitlab train --help'"]),
         (("kfold", "--folds", 1), ["at least 2"]),
         (("kfold", "--folds", 500, "--limit", 100, "--epochs", 1), ["500 folds", "only 100"]),
         (("predict", "/no/such.png", "--model", "/no/m.keras"), ["no such image"]),
-        (("frobnicate",), ["invalid choice"]),
+        (("frobnicate",), ["invalid choice", "(see 'python -m digitlab --help')"]),
     ],
     ids=[
         "data",
@@ -170,3 +170,18 @@ def test_predict_with_bad_model_and_image(tmp_path):
     assert_one_clear_line(
         run("predict", tmp_path / "blank.png", "--model", tmp_path / "fake.keras"), "blank.png"
     )
+
+
+@pytest.mark.parametrize("command", ["train", "kfold"])
+def test_a_cluster_that_does_not_answer_is_one_line(command, tmp_path):
+    """DIGITLAB_RAY_ADDRESS pointing at nothing: one sentence at once, not Ray's minutes of retries."""
+    proc = run(
+        command,
+        "--limit",
+        100,
+        "--epochs",
+        1,
+        tmp_home=tmp_path,
+        env_extra={"DIGITLAB_RAY_ADDRESS": "127.0.0.1:9"},
+    )
+    assert_one_clear_line(proc, "No Ray cluster answers at 127.0.0.1:9", "ray start --head")
