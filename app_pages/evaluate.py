@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab import charts, explore, store, work
+from digitlab import charts, crossval, explore, store, work
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, state
 
@@ -40,7 +40,7 @@ with st.container(border=True):
     )
     n_use = c3.number_input(
         f"Training digits (of {n_all:,})",
-        min_value=10,
+        min_value=1,  # any count the page shows is the count that runs: crossval checks it
         max_value=n_all,
         value=n_all,
         step=max(10, n_all // 20),
@@ -54,10 +54,15 @@ with st.container(border=True):
         key="cv_reused",
         help="One network trained across all folds, as the tutorial's code does.",
     )
+    warning = crossval.small_folds_warning(int(n_use), int(folds))
+    if warning and not busy:
+        st.warning(warning)
     if st.button("Start cross-validation", type="primary", disabled=busy, key="cv_start"):
         n_use = int(n_use)
-        if n_use < folds:
-            st.error(f"{folds} folds need at least {folds} digits, but only {n_use} are chosen.")
+        try:
+            crossval.check_settings(n_use, int(folds), int(epochs), batch)
+        except crossval.CrossValError as e:
+            st.error(str(e))
         else:
             job = jobpanel.submit(
                 "cv_job",

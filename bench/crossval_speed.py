@@ -1,7 +1,8 @@
-"""Cross-validation speed: folds one after another against folds in parallel worker processes.
+"""Cross-validation speed: folds one after another here against folds side by side on Ray.
 
 5-fold cross-validation of the default model on all 60,000 training digits, 5 epochs, batch 128,
-run with SerialExecutor and with ProcessExecutor (what default_executor picks on this machine),
+run with SerialExecutor (in this process) and with engine.RayExecutor (the app's default: the
+embedded Ray, workers warmed as the app warms them),
 interleaved (serial, parallel, serial, ...). Prints one table and a summary line: the speed-up,
 the fold accuracies of both, and the events that reached the caller's on_event.
 
@@ -45,6 +46,7 @@ def run(digits, executor, *, epochs: int, folds: int) -> dict:
         "accuracies": result.accuracies.tolist(),
         "events": dict(kinds),
         "workers": result.workers,
+        "fold_seconds": float(np.median([f.seconds for f in result.folds])),
     }
 
 
@@ -53,23 +55,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument(
-        "--workers", type=int, default=None, help="ProcessExecutor workers (default: as chosen)"
-    )
-    ap.add_argument("--threads", type=int, default=None, help="TensorFlow threads per worker")
     args = ap.parse_args()
-    from digitlab.crossval import ProcessExecutor, SerialExecutor, default_executor
+    from digitlab import engine
+    from digitlab.crossval import SerialExecutor
 
     digits = full_mnist()
     print(f"machine: {machine()}")
-    from digitlab.crossval import prewarm
-
-    prewarm(wait=True)  # the app starts the workers' fork server when the Evaluate page opens
-    if args.workers or args.threads:
-        parallel = ProcessExecutor(args.workers, threads_per_worker=args.threads)
-    else:
-        parallel = default_executor(len(digits.x_train), args.folds)
-    name = f"parallel ({type(parallel).__name__}, {parallel.workers} workers x {getattr(parallel, 'threads', '?')} threads)"
+    engine.connect()
+    engine.warm()  # as the app does at server start: one warm worker per CPU
+    parallel = engine.RayExecutor()
+    name = f"Ray ({engine.status()['cpus']} CPUs)"
     runs = interleaved(
         {
             "serial (SerialExecutor)": lambda: run(
@@ -144,6 +139,15 @@ def main() -> None:
             ],
         )
     )
+    # On paper: a room of 200 learners each starting a k-fold run at once, one fold per CPU, each
+    # fold costing what it cost here with one fold per CPU (the Ray runs).
+    fold_s = median(par, "fold_seconds")
+    paper = []
+    for cpus in (16, 64, 256):
+        waves = -(-200 * args.folds // cpus)
+        paper.append([f"{cpus} CPUs", waves, f"{waves * fold_s / 60:.1f} min"])
+    print(f"\nOn paper: 200 learners x {args.folds} folds, {fold_s:.1f} s a fold (measured above)")
+    print(table(["cluster", "waves of folds", "wall time"], paper))
     print(f"\ncommand: {command_line()}  ({args.rounds} rounds, medians)")
     print(
         f"SUMMARY crossval_speed: parallel {speedup:.2f}x serial ({met(speedup >= TARGET_SPEEDUP)}),"

@@ -124,15 +124,16 @@ def digitlab_train(digits, epochs: int) -> dict:
 
 
 def digitlab_job(digits, epochs: int) -> dict:
-    """The same train() as the app runs it: a digitlab.jobs job, its work in the warm worker
-    process (digitlab.workers; CPU time counts that process too), Progress read by polling."""
-    from digitlab import workers
-    from digitlab.jobs import JobManager, training_work
+    """The same train() as the app runs it: a digitlab.jobs job whose work runs as a task on the
+    embedded Ray (a warm worker; CPU time counts every process under this one), Progress read by
+    polling."""
+    from digitlab import engine
+    from digitlab.jobs import JobManager
     from digitlab.models import ModelConfig
+    from digitlab.work import training_work
 
-    workers.prewarm()  # the server keeps a spare worker; a job finds it started
-    if not workers.wait_spare(120):
-        raise RuntimeError("the spare worker did not start")
+    engine.connect()
+    engine.warm()  # the app warms one worker per CPU at server start; a job finds them ready
     jobs = JobManager(max_jobs=1, heartbeat_timeout=0)
     work = training_work(digits, model_config=ModelConfig(), train_config=train_config(epochs))
     tested = [0.0, 0.0]  # wall and CPU clocks when the test score arrived
@@ -155,7 +156,6 @@ def digitlab_job(digits, epochs: int) -> dict:
         _ = job.progress.fraction, job.progress.batch
     if job.progress.status != "done":
         raise RuntimeError(f"job ended {job.progress.status}: {job.progress.error}")
-    workers.wait_spare(120)  # the next spare's start-up must not overlap the next variant
     return {
         "seconds": tested[0] - t0,
         "cpu": tested[1] - c0,

@@ -173,9 +173,7 @@ def run_training(digits, model_config, train_config):
         return run(Progress(), StopEvent())
     from digitlab.training import train
 
-    return train(
-        digits, model_config=model_config, train_config=train_config, on_event=Progress()
-    )
+    return train(digits, model_config=model_config, train_config=train_config, on_event=Progress())
 
 
 def fold_executor(workers: int | None):

@@ -112,6 +112,21 @@ def check_settings(n_samples: int, n_splits: int, epochs: int, batch_size: int) 
         raise CrossValError(f"Batch size must be 1..8192, not {batch_size}.")
 
 
+def small_folds_warning(n_samples: int, n_splits: int) -> str | None:
+    """A sentence when each fold would test so few digits that its score means little, else None.
+
+    A fold tests about n_samples / n_splits digits; with fewer than 20 one digit moves its score
+    by more than 5 points (10 digits in 10 folds: each fold tests one, and scores 0% or 100%)."""
+    per_fold = n_samples // max(1, n_splits)
+    if per_fold >= 20 or n_splits > n_samples:
+        return None
+    return (
+        f"Each fold tests only {per_fold} digit{'s' if per_fold != 1 else ''}: one digit moves its "
+        f"score by {100 / max(1, per_fold):.0f} points, so the scores mean little; use more digits "
+        "or fewer folds."
+    )
+
+
 def make_tasks(n_samples, *, model_config, n_splits, epochs, batch_size, random_state, seed):
     from sklearn.model_selection import KFold
 

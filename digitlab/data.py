@@ -9,6 +9,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,6 +31,9 @@ class DataError(ValueError):
     """A dataset file or folder that cannot be used; the message names the file and the fault."""
 
 
+DataKind = Literal["full", "subset", "custom"]
+
+
 @dataclass(frozen=True)
 class Digits:
     """MNIST-style digits: images (n, 28, 28) uint8 in 0..255, labels (n,) uint8 in 0..9."""
@@ -39,7 +43,7 @@ class Digits:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # one line for people: where these digits came from
-    kind: str = "full"  # "full" (60,000/10,000), "subset" (offline), "custom"
+    kind: DataKind = "full"  # "full" (60,000/10,000), "subset" (offline), "custom" (a slice)
     origin: str = field(default="", compare=False)  # file or package it was read from
 
     def __post_init__(self):

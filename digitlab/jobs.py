@@ -26,14 +26,15 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from digitlab.training import StopEvent
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[Callable[[dict], None], threading.Event], Any]
-FINAL = ("done", "stopped", "failed")
+Status = Literal["queued", "running", "done", "stopped", "failed"]
+FINAL: tuple[Status, ...] = ("done", "stopped", "failed")
 KEEP_FINISHED_S = (
     3600  # finished jobs leave the server-wide list after this (a session may keep its handle)
 )
@@ -69,11 +70,20 @@ def error_sentence(exc: BaseException, what: str = "The job") -> str:
     return sentence if sentence.endswith(".") else sentence + "."
 
 
+def time_left(seconds: float | None) -> str:
+    """'about 9 s left', 'about 3 min left', or 'estimating time left' before there is a pace."""
+    if seconds is None:
+        return "estimating time left"
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s left"
+    return f"about {seconds / 60:.0f} min left"
+
+
 @dataclass
 class Progress:
     """What a page may read while the worker writes. Plain attributes; events only grow."""
 
-    status: str = "queued"  # queued, running, done, stopped, failed
+    status: Status = "queued"
     events: list[dict] = field(default_factory=list)  # every event but batch progress
     batch: dict | None = None  # the latest {"type": "batch", batch, batches[, fold]}
     queue_position: int | None = None  # 1: next to run; None when not waiting
@@ -124,6 +134,32 @@ class Progress:
             self.eta_s = elapsed * (1 - self.fraction) / self.fraction
         elif self.fraction >= 1:
             self.eta_s = 0.0
+
+    def text(self) -> str:
+        """One line for people: where the run is, and the time left.
+
+        "Epoch 2 of 5 · batch 120 of 422 · about 9 s left"; for k-fold "Fold 3 (reused model),
+        epoch 2 of 5 · 4 of 10 fold runs done · ..."."""
+        epochs = self.of_type("epoch")
+        if self.folds > 1 or self.of_type("fold_start"):
+            starts = self.of_type("fold_start")
+            fold = starts[-1] if starts else {}
+            variant = " (reused model)" if fold.get("variant") == "reused" else ""
+            in_fold = sum(
+                1
+                for e in epochs
+                if e.get("fold") == fold.get("fold") and e.get("variant") == fold.get("variant")
+            )
+            head = (
+                f"Fold {fold.get('fold', 1)}{variant}, epoch {min(in_fold + 1, self.epochs or 1)} "
+                f"of {self.epochs or '?'} · {len(self.of_type('fold_end'))} of {self.folds} fold "
+                "runs done"
+            )
+        else:
+            head = f"Epoch {min(len(epochs) + 1, self.epochs or 1)} of {self.epochs or '?'}"
+        if self.batch:
+            head += f" · batch {self.batch['batch']} of {self.batch['batches']}"
+        return f"{head} · {time_left(self.eta_s)}"
 
     def of_type(self, kind: str) -> list[dict]:
         return [e for e in list(self.events) if e.get("type") == kind]

@@ -7,11 +7,12 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-ARCHITECTURES = ("mlp", "cnn")
+Arch = Literal["mlp", "cnn"]
+ARCHITECTURES: tuple[Arch, ...] = ("mlp", "cnn")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 MAX_MODEL_BYTES = 50 * 1024 * 1024  # an upload larger than this is refused before it is read
 
@@ -24,9 +25,8 @@ class ModelError(ValueError):
 class ModelConfig:
     """What a learner may turn. Defaults are the tutorial's network and compile settings."""
 
-    arch: str = (
-        "mlp"  # "mlp": the tutorial's Dense(512, relu) -> Dense(10, softmax); "cnn": small convnet
-    )
+    # "mlp": the tutorial's Dense(512, relu) -> Dense(10, softmax); "cnn": a small convnet
+    arch: Arch = "mlp"
     hidden_units: int = 512  # tutorial: 512
     hidden_layers: int = 1  # tutorial: 1 (mlp only)
     optimizer: str = "rmsprop"  # tutorial: rmsprop
@@ -171,6 +171,37 @@ def fresh_model(config: ModelConfig, seed: int | None):
         with _compiled_lock:
             _compiled.clear()  # the last configuration only: an earlier one is not held forever
             _compiled[config] = model
+
+
+def describe_model(model) -> str:
+    """One line for a model from outside: its layers' kinds and sizes."""
+    parts = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        units = getattr(layer, "units", None) or getattr(layer, "filters", None)
+        parts.append(f"{kind}({units})" if units else kind)
+    return " -> ".join(p for p in parts if p not in ("InputLayer",))
+
+
+def arch_of(model) -> Arch | Literal["model"]:
+    """ "cnn" for a network with a convolution, "mlp" for one of Dense layers, else "model"."""
+    kinds = {type(layer).__name__ for layer in model.layers}
+    if any(k.startswith("Conv") for k in kinds):
+        return "cnn"
+    if "Dense" in kinds:
+        return "mlp"
+    return "model"
+
+
+def model_bytes(model) -> bytes:
+    """The model as a .keras file's bytes (a download)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.keras"
+        with keras_lock:
+            model.save(path)
+        return path.read_bytes()
 
 
 def model_summary(model) -> str:

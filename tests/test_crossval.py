@@ -153,3 +153,17 @@ def test_a_folds_score_is_its_network_on_the_held_out_digits(digits):
     )
     assert result.accuracy == pytest.approx(acc, abs=1e-6)
     assert result.loss == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "n, folds, words",
+    [(10, 10, "only 1 digit:"), (50, 5, "only 10 digits"), (100, 5, None), (60000, 10, None)],
+)
+def test_folds_too_small_to_mean_much_are_named(n, folds, words):
+    from digitlab.crossval import small_folds_warning
+
+    warning = small_folds_warning(n, folds)
+    if words is None:
+        assert warning is None
+    else:
+        assert words in warning and "mean little" in warning

@@ -188,3 +188,26 @@ def test_real_training_job_stops_and_keeps_partial_model(tiny_digits):
     assert job.status == "stopped" and result.stopped
     assert 1 <= len(result.history) < 50
     assert result.test_accuracy is not None and result.test_accuracy > 0.3  # it learned something
+
+
+def test_progress_text_for_a_training_run_and_a_kfold_run():
+    p = Progress()
+    assert p.text() == "Epoch 1 of ? · estimating time left"
+    p.started_at = time.time() - 10
+    for event in [
+        {"type": "start", "epochs": 5, "batches": 100},
+        {"type": "epoch", "epoch": 1},
+        {"type": "batch", "batch": 50, "batches": 100},
+    ]:
+        p.record(event)
+    # 1.5 of 5 epochs in 10 s: 23 s to go at that pace
+    assert p.text() == "Epoch 2 of 5 · batch 50 of 100 · about 23 s left"
+
+    cv = Progress()
+    cv.record({"type": "start", "folds": 4, "epochs": 2})
+    cv.record({"type": "fold_start", "fold": 1, "variant": "fresh"})
+    cv.record({"type": "epoch", "epoch": 1, "fold": 1, "variant": "fresh"})
+    cv.record({"type": "epoch", "epoch": 2, "fold": 1, "variant": "fresh"})
+    cv.record({"type": "fold_end", "fold": 1, "variant": "fresh"})
+    cv.record({"type": "fold_start", "fold": 1, "variant": "reused"})
+    assert cv.text().startswith("Fold 1 (reused model), epoch 1 of 2 · 1 of 4 fold runs done")

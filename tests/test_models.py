@@ -200,3 +200,64 @@ def test_custom_layer_is_refused_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, check=True)
     assert "REFUSED" in out.stdout and "custom layer" in out.stdout
     assert not marker.exists()
+
+
+def test_models_built_and_loaded_from_many_threads_while_others_predict(tmp_path):
+    """A server builds a finished job's model (from_weights) and loads saved ones in some
+    threads while script threads call models: every build and load goes through one lock
+    (tensorflow issue 35813), and none of it fails, many times over."""
+    import threading
+
+    from digitlab.models import from_weights
+
+    configs = [ModelConfig(hidden_units=32), ModelConfig(arch="cnn")]
+    trained = [build_model(c, seed=0) for c in configs]
+    weights = [m.get_weights() for m in trained]
+    paths = [save_model_file(m, tmp_path / f"m{i}.keras") for i, m in enumerate(trained)]
+    x = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
+    want = [predict_proba(m, x) for m in trained]
+    errors: list[BaseException] = []
+    rounds = 6
+
+    def builder(i):
+        for _ in range(rounds):
+            model = from_weights(configs[i % 2], weights[i % 2])
+            np.testing.assert_allclose(predict_proba(model, x), want[i % 2], atol=1e-5)
+
+    def loader(i):
+        for _ in range(rounds):
+            model = load_model_file(paths[i % 2])
+            np.testing.assert_allclose(predict_proba(model, x), want[i % 2], atol=1e-5)
+
+    def predictor(i):
+        for _ in range(rounds * 10):
+            np.testing.assert_allclose(predict_proba(trained[i % 2], x), want[i % 2], atol=1e-5)
+
+    def guarded(fn, i):
+        try:
+            fn(i)
+        except BaseException as e:  # collected: a thread's failure must fail the test
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=guarded, args=(fn, i))
+        for i in range(2)
+        for fn in (builder, builder, loader, predictor)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not [t for t in threads if t.is_alive()]
+    assert not errors, errors[:3]
+
+
+def test_a_model_from_outside_is_described_from_its_layers():
+    from digitlab.models import arch_of, describe_model, model_bytes
+
+    mlp, cnn = build_model(ModelConfig(hidden_units=16)), build_model(ModelConfig(arch="cnn"))
+    assert describe_model(mlp) == "Flatten -> Dense(16) -> Dense(10)"
+    assert describe_model(cnn).startswith("Reshape -> Conv2D(32) -> MaxPooling2D -> Conv2D(64)")
+    assert (arch_of(mlp), arch_of(cnn)) == ("mlp", "cnn")
+    data = model_bytes(mlp)
+    assert data[:2] == b"PK"  # a .keras zip, as the download button sends it

@@ -25,36 +25,6 @@ def heartbeat() -> None:
         job.heartbeat()
 
 
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "estimating time left"
-    if s < 60:
-        return f"about {max(1, round(s))} s left"
-    return f"about {s / 60:.0f} min left"
-
-
-def progress_text(job: jobs.Job) -> str:
-    p = job.progress
-    epochs = p.of_type("epoch")
-    if job.kind == "cv":
-        ended = p.of_type("fold_end")
-        starts = p.of_type("fold_start")
-        fold = starts[-1] if starts else {}
-        variant = " (reused model)" if fold.get("variant") == "reused" else ""
-        done_in_fold = sum(
-            1
-            for e in epochs
-            if e.get("fold") == fold.get("fold") and e.get("variant") == fold.get("variant")
-        )
-        head = f"Fold {fold.get('fold', 1)}{variant}, epoch {min(done_in_fold + 1, p.epochs or 1)} of {p.epochs or '?'}"
-        head += f" · {len(ended)} of {p.folds} fold runs done"
-    else:
-        head = f"Epoch {min(len(epochs) + 1, p.epochs or 1)} of {p.epochs or '?'}"
-    if p.batch:
-        head += f" · batch {p.batch['batch']} of {p.batch['batches']}"
-    return f"{head} · {fmt_seconds(p.eta_s)}"
-
-
 def show_progress(job: jobs.Job, *, stop_key: str) -> None:
     """Queue position or progress bar with epoch and ETA, and a Stop button."""
     p = job.progress
@@ -70,7 +40,7 @@ def show_progress(job: jobs.Job, *, stop_key: str) -> None:
         if not p.epochs:
             st.progress(0.0, text="Starting TensorFlow and building the model ...")
         else:
-            st.progress(min(1.0, p.fraction), text=progress_text(job))
+            st.progress(min(1.0, p.fraction), text=p.text())
     if not p.finished:
         stopping = job.stop_event.is_set()
         if st.button(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from digitlab import store
+from digitlab import models, store
 from digitlab.models import ModelError, load_model_file
 from digitlab.ui import state
 
@@ -39,7 +39,7 @@ def save_and_download() -> None:
             st.success(f"Saved as {entry.name} in {entry.path.parent}.")
     c3.download_button(
         "Download .keras",
-        data=lambda: state.model_bytes(cm.model),
+        data=lambda: models.model_bytes(cm.model),
         file_name=f"{cm.saved_as or cm.name}.keras",
         mime="application/zip",
         key="download_model",
@@ -87,7 +87,7 @@ def load() -> None:
                 state.set_current(
                     model,
                     name=Path(up.name).stem,
-                    description=state.describe_model(model),
+                    description=models.describe_model(model),
                     test_accuracy=acc,
                     origin="uploaded",
                 )

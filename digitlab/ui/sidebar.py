@@ -22,6 +22,7 @@ def render(digits: Digits) -> None:
             acc = f"{cm.test_accuracy:.4f}" if cm.test_accuracy is not None else "not measured"
             st.markdown(f"**{cm.name}** ({cm.origin})  \ntest accuracy **{acc}**")
             st.caption(cm.description)
+        engine_line()
         # A timer only while this session has a run going: every timed rerun competes with the
         # reruns that answer drawings, and a widget change that lands during one can be lost.
         st.fragment(_jobs, run_every=3 if jobpanel.my_jobs() else None)()
@@ -40,3 +41,18 @@ def _jobs() -> None:
                 st.caption(f"{job.label}: {job.progress.fraction:.0%}")
     if jobpanel.absorb_finished():
         st.rerun()  # a run ended while watching another page: show its model here now
+
+
+def engine_line() -> None:
+    """Where heavy work runs, or the one sentence that says why it cannot (Data and Draw go on)."""
+    from digitlab import engine
+
+    info = engine.status()
+    if info.get("error"):
+        st.warning(
+            info["error"] + " Training and cross-validation wait for it; Data and Draw work."
+        )
+    elif info["connected"]:
+        st.caption(f"Engine: Ray, {info['address']}, {info['nodes']} node(s), {info['cpus']} CPUs")
+    else:
+        st.caption(f"Engine: Ray, starting ({info['address']}) ...")

@@ -8,14 +8,13 @@ Environment:
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from digitlab import models
 from digitlab.data import DataError, Digits, load_mnist
 
 # Session-state keys and their defaults, set once per session by init() (the entry point).
@@ -82,7 +81,10 @@ class CurrentModel:
 
     @property
     def arch(self) -> str:
-        return self.description.split(":", 1)[0] if ":" in self.description else "model"
+        """ "mlp", "cnn" or "model" (another architecture), read from the network's layers."""
+        from digitlab.models import arch_of
+
+        return arch_of(self.model)
 
 
 def current() -> CurrentModel | None:
@@ -100,29 +102,11 @@ def set_current_saved(model, entry) -> CurrentModel:
     return set_current(
         model,
         name=entry.name,
-        description=entry.meta.get("description") or describe_model(model),
+        description=entry.meta.get("description") or models.describe_model(model),
         test_accuracy=entry.meta.get("test_accuracy"),
         origin="saved",
         saved_as=entry.name,
     )
-
-
-def describe_model(model) -> str:
-    """One line for a model from outside: its layers' kinds and sizes."""
-    parts = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        units = getattr(layer, "units", None) or getattr(layer, "filters", None)
-        parts.append(f"{kind}({units})" if units else kind)
-    return " -> ".join(p for p in parts if p not in ("InputLayer",))
-
-
-def model_bytes(model) -> bytes:
-    """The model as a .keras file's bytes (for the download button)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
 
 
 @st.cache_resource(show_spinner=False)
