@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -96,25 +94,3 @@ def augment_batches(data, *, seed: int | None, config: AugmentConfig = AugmentCo
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-
-
-def augmented_dataset(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    batch_size: int,
-    seed: int | None,
-):
-    """A tf.data.Dataset of augmented (x, y) batches, reshuffled every epoch, for model.fit.
-
-    x: (n, 28, 28) float32 in [0, 1]; y: (n, 10) one-hot, passed through unchanged.
-    """
-    from digitlab.training import input_pipeline
-
-    x = np.asarray(x, dtype="float32")
-    y = np.asarray(y, dtype="float32")
-    if x.ndim != 3 or x.shape[1:] != (28, 28):
-        raise ValueError(f"Augmentation needs (n, 28, 28) images, not shape {x.shape}.")
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} images but {len(y)} labels.")
-    return input_pipeline(x, y, batch_size=batch_size, seed=seed, augment=True)

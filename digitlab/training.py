@@ -187,6 +187,26 @@ def input_pipeline(
     return data
 
 
+def augmented_dataset(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int | None,
+):
+    """A tf.data.Dataset of augmented (x, y) batches, reshuffled every epoch, for model.fit.
+
+    x: (n, 28, 28) float32 in [0, 1]; y: (n, 10) one-hot, passed through unchanged.
+    """
+    x = np.asarray(x, dtype="float32")
+    y = np.asarray(y, dtype="float32")
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise ValueError(f"Augmentation needs (n, 28, 28) images, not shape {x.shape}.")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} images but {len(y)} labels.")
+    return input_pipeline(x, y, batch_size=batch_size, seed=seed, augment=True)
+
+
 class StopEvent(threading.Event):
     """A threading.Event that also sets, at once and in the caller's thread, whatever training
     reads it (stop_variable). Jobs hand one of these to their work."""

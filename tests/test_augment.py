@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.augment import augment_batch, augmented_dataset
+from digitlab.augment import augment_batch
+from digitlab.training import augmented_dataset
 
 N = 300
 
