@@ -62,7 +62,8 @@ def test_limit_respected_and_queue_positions():
     jm = JobManager(max_jobs=2, heartbeat_timeout=60)
     jobs = [jm.submit(numpy_epochs(gate=gate), kind="train") for _ in range(5)]
     wait_for(lambda: sum(j.status == "running" for j in jobs) == 2)
-    time.sleep(0.2)
+    # the gate holds both running jobs, so nothing else can start: the queue is settled
+    wait_for(lambda: all(j.progress.started_at is not None for j in jobs[:2]))
     assert [j.status for j in jobs] == ["running", "running", "queued", "queued", "queued"]
     assert [j.progress.queue_position for j in jobs] == [None, None, 1, 2, 3]
     assert jm.counts() == {"running": 2, "queued": 3}
