@@ -31,7 +31,7 @@ def say(*args, **kwargs) -> None:
     print(*args, **kwargs, file=sys.stderr, flush=True)
 
 
-class Progress:
+class EpochPrinter:
     """Epoch lines always; an in-place batch counter when stderr is a terminal."""
 
     def __init__(self, prefix: str = ""):
@@ -170,10 +170,10 @@ def run_training(digits, model_config, train_config):
 
         say(f"On the Ray cluster at {engine.address()} ...")
         run = work.training_work(digits, model_config=model_config, train_config=train_config)
-        return run(Progress(), StopEvent())
+        return run(EpochPrinter(), StopEvent())
     from digitlab.training import train
 
-    return train(digits, model_config=model_config, train_config=train_config, on_event=Progress())
+    return train(digits, model_config=model_config, train_config=train_config, on_event=EpochPrinter())
 
 
 def fold_executor(workers: int | None):
@@ -212,7 +212,7 @@ def kfold_on(digits, args, model_config, *, reuse_model: bool, executor=None):
         reuse_model=reuse_model,
         seed=args.seed,
         executor=executor,
-        on_event=Progress(),
+        on_event=EpochPrinter(),
         data_source=digits.source,
     )
     say(fold_report(result))
@@ -307,7 +307,7 @@ def cmd_reproduce(args) -> int:
     run = train(
         digits,
         model_config=config,
-        on_event=Progress(),
+        on_event=EpochPrinter(),
         train_config=TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, validation_fraction=0.0, seed=args.seed
         ),
