@@ -203,6 +203,7 @@ class ProtocolLearner:
         self.auto_reruns = 0
         self.errors: list[str] = []
         self.received_bytes = 0
+        self.progress_text = ""  # the last progress bar's text (a training run's epoch)
         self._reader: asyncio.Task | None = None
 
     # -- connection ------------------------------------------------------------------------
@@ -334,6 +335,8 @@ class ProtocolLearner:
                 hit = DIGIT_RE.search(el.markdown.body)
                 if hit:
                     run.t_answer, run.digit, run.confidence = now, hit.group(1), hit.group(2)
+            elif et == "progress":
+                self.progress_text = el.progress.text
             elif et == "exception" and run is not None:
                 run.exceptions.append(f"{el.exception.type}: {el.exception.message[:200]}")
         elif kind == "auto_rerun":
