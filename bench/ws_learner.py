@@ -170,17 +170,18 @@ def _widget_value(el) -> tuple[str, str, object] | None:
     if w is None or not getattr(w, "id", "").startswith("$$ID-"):
         return None
     if kind == "slider":
-        return w.id, "double_array_value", list(w.value if w.set_value else w.default)
+        at = list(w.value if w.set_value else w.default)
+        if w.type == type(w).SELECT_SLIDER:  # sent as the formatted options, not indices
+            return w.id, "string_array_value", [w.options[int(i)] for i in at]
+        return w.id, "double_array_value", at
     if kind == "selectbox":
         if w.set_value and w.HasField("raw_value"):
             return w.id, "string_value", w.raw_value
         if w.HasField("default") and w.default < len(w.options):
             return w.id, "string_value", w.options[w.default]
         return None
-    if kind == "number_input":
-        v = w.value if w.set_value else w.default
-        is_int = w.data_type == type(w).INT
-        return w.id, "int_value" if is_int else "double_value", int(v) if is_int else float(v)
+    if kind == "number_input":  # a double_value, whole numbers too
+        return w.id, "double_value", float(w.value if w.set_value else w.default)
     if kind == "checkbox":
         return w.id, "bool_value", bool(w.value if w.set_value else w.default)
     return None
