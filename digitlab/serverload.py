@@ -4,8 +4,8 @@
 connected (the UI layer passes the count in: only Streamlit knows it), how many heavy jobs run
 and wait, how busy this process and the machine's cores have been since the last reading, and
 this process's memory. `advice()` turns a reading into one sentence when the room is near what
-one server holds (bench/room_load.py measured it: LEARNERS_PER_CORE drawing learners per core
-at p95 <= 1 s) and says what to do past it.
+one server holds (LEARNERS_PER_CORE drawing learners per core, from the CPU a digit costs in
+bench/room_load.py) and says what to do past it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Drawing learners one core serves with answers at p95 <= 1 s (bench/room_load.py, BENCHMARKS.md
-# "Room load"): a learner draws a digit every 4-5 s, each a drawing and a clearing rerun.
+# Drawing learners one core serves with answers within a second: derived from the server CPU a
+# digit costs (42-65 ms, its reading and clearing; bench/room_load.py, BENCHMARKS.md "Room
+# load") at a digit every ~5 s per learner, with a third of the core busy. On a loaded machine
+# the panel's CPU reading warns first.
 LEARNERS_PER_CORE = 30
 BUSY = 0.85  # the machine's cores this busy: answers start to queue behind each other
 
