@@ -361,10 +361,12 @@ def capacity(results: list[dict]) -> tuple[int | None, int | None, str]:
         elif not good and past is None:
             past = r["n"]
     cores = os.cpu_count() or 1
+    target = f"0 lost, 0 errors, p95 <= {TARGET_P95_MS:.0f} ms in both phases"
     line = (
-        f"within target (0 lost, 0 errors, p95 <= {TARGET_P95_MS:.0f} ms in both phases) up to "
-        f"N = {ok_n}" + (f"; past it at N = {past}" if past else "; not passed at any N run")
-    )
+        f"within target ({target}) up to N = {ok_n}"
+        if ok_n
+        else f"not within target ({target}) at any N run"
+    ) + (f"; past it at N = {past}" if past else "; not passed at any N run")
     if ok_n:
         line += f" = {ok_n / cores:.0f} learners per core on this {cores}-core machine"
     return ok_n, past, line
