@@ -1,5 +1,6 @@
 """Draw page: a canvas, the network's reading after each stroke, labelled drawings kept."""
 
+import pyarrow as pa
 import streamlit as st
 
 from digitlab import charts, explore, preprocess, store, work
@@ -104,8 +105,8 @@ def drawing() -> None:
                 unsafe_allow_html=True,
             )
         if cm is not None:
-            st.vega_lite_chart(
-                explore.probability_bars(reading.probs),
+            st.vega_lite_chart(  # an Arrow table: Streamlit sends it as is, no pandas on the way
+                pa.Table.from_pylist(explore.probability_bars(reading.probs)),
                 charts.PROBABILITY_SPEC,
                 height=260,
                 key="draw_probs",
