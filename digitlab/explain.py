@@ -267,3 +267,35 @@ def picture_grid(arrays: np.ndarray, *, cols: int = 8, signed: bool = True, size
         tile = picture(a, signed=signed, scale=1).resize((size, size), Image.Resampling.NEAREST)
         sheet.paste(tile, ((i % cols) * (size + gap), (i // cols) * (size + gap)))
     return sheet
+
+
+def write_pictures(model, e: Explanation, out, *, rival: int | None = None) -> list:
+    """The Draw page's views of one drawing as PNG files in folder out; returns their paths.
+
+    input.png (what the network received), saliency-<d>.png (gradient of d's logit) and
+    input-x-gradient-<d>.png for the answer and rival (default: the runner-up); for an MLP
+    top-units.png (the first-layer tiles of the units that pushed the answer up most, when
+    they read the pixels) and first-layer.png (the first TILE_UNITS units); for a CNN
+    filters.png and feature-maps.png.
+    """
+    from pathlib import Path
+
+    out = Path(out)
+    rival = e.runner_up if rival is None else rival
+    pictures = {"input.png": picture(e.image, signed=False)}
+    for d in dict.fromkeys((e.digit, rival)):  # once each, the answer first
+        pictures[f"saliency-{d}.png"] = picture(e.saliency(d))
+        pictures[f"input-x-gradient-{d}.png"] = picture(e.saliency(d, times_input=True))
+    if e.feature_maps is None:
+        if reads_pixels(model):
+            top = e.top_units(e.digit, n=TILE_UNITS)
+            pictures["top-units.png"] = picture_grid(first_layer_tiles(model, top.units))
+        pictures["first-layer.png"] = picture_grid(first_layer_tiles(model)[:TILE_UNITS])
+    else:
+        pictures["filters.png"] = picture_grid(first_layer_tiles(model), size=42)
+        pictures["feature-maps.png"] = picture_grid(e.feature_maps, signed=False)
+    paths = []
+    for name, img in pictures.items():
+        img.save(out / name)
+        paths.append(out / name)
+    return paths
