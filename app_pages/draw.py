@@ -190,20 +190,16 @@ def why(model, reading) -> None:
     if reading.image is None:
         st.caption("Draw a digit to see why the network reads it as it does.")
         return
-    try:
-        e = explain.explain(model, reading.image)
-    except explain.ExplainError as err:
-        st.info(str(err))
-        return
-    if ss.get("draw_rival_for") != e.digit or "draw_rival" not in ss:  # a new answer: compare
-        # with its runner-up
-        ss["draw_rival_for"], ss["draw_rival"] = e.digit, e.runner_up
+    if ss.get("draw_rival_for") != reading.digit or "draw_rival" not in ss:  # a new answer:
+        # compare it with its runner-up
+        ss["draw_rival_for"] = reading.digit
+        ss["draw_rival"] = explain.top_answers(reading.probs, 2)[1][0]
     st.subheader("Why this answer")
     c1, c2 = st.columns([1, 2])
     with c1:
         st.markdown(
             "Top three: "
-            + ", ".join(f"**{d}** {p:.1%}" for d, p in e.top(3))
+            + ", ".join(f"**{d}** {p:.1%}" for d, p in explain.top_answers(reading.probs, 3))
             + "\n\nRed: more ink there raises that digit's score; blue: lowers it."
         )
         rival = st.pills("Compare with", range(10), key="draw_rival", required=True)
@@ -218,10 +214,15 @@ def why(model, reading) -> None:
             )
             == "input x gradient"
         )
+    try:
+        e = explain.explain(model, reading.image, [reading.digit, rival])
+    except explain.ExplainError as err:
+        st.info(str(err))
+        return
     c2.plotly_chart(
         charts.saliency_figure(
-            [e.saliency(d, times_input=times_input) for d in (e.digit, rival)],
-            [f"why {e.digit} ({e.probs[e.digit]:.0%})", f"why {rival} ({e.probs[rival]:.0%})"],
+            [e.saliency(d, times_input=times_input) for d in (reading.digit, rival)],
+            [f"why {d} ({reading.probs[d]:.0%})" for d in (reading.digit, rival)],
         ),
         key="draw_saliency",
     )

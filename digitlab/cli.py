@@ -272,9 +272,10 @@ def cmd_explain(args) -> int:
     if problem:
         raise CliError(f"{args.image}: {problem}")
     model = load_model_file(args.model)
-    e = explain.explain(model, x)
+    versus = explain.RUNNER_UP if args.versus is None else args.versus
+    e = explain.explain(model, x, [explain.ANSWER, versus])
     out.mkdir(exist_ok=True)
-    paths = explain.write_pictures(model, e, out, rival=args.versus)
+    paths = explain.write_pictures(model, e, out)
     say(f"{args.image}: " + ", ".join(f"{d} ({p:.1%})" for d, p in e.top(3)))
     if e.feature_maps is None:
         top = e.top_units(e.digit, n=5)

@@ -2,9 +2,10 @@
 tiles, hidden units' contributions, convolution filters and feature maps. Arrays in, arrays out.
 
 Everything for one drawing comes from one compiled TensorFlow call (kept on the model, as
-models.predict_proba keeps its own): the drawing copied ten times, one copy per digit, run
-forward and back, gives every digit's gradient at once, so the learner's runner-up picker needs
-no new work. The pre-softmax score (logit) is the last Dense layer's output before its softmax.
+models.predict_proba keeps its own): the drawing copied once per digit asked for (by default
+the answer and the runner-up, chosen inside the call), run forward and back, gives those
+digits' gradients at once. The pre-softmax score (logit) is the last Dense layer's output
+before its softmax.
 
 Works on the networks models.build_model makes and on any uploaded model that is a chain of
 layers ending in a Dense layer (an Activation or Softmax layer may follow it); others raise
@@ -19,6 +20,7 @@ import numpy as np
 
 TILE_UNITS = 16  # first-layer tiles sent live from a training run (the Train page's grid)
 SCORES = ("logit", "probability")  # what a saliency map differentiates
+ANSWER, RUNNER_UP = -1, -2  # in explain(digits=...): the most likely digit, the second
 
 
 class ExplainError(ValueError):
@@ -29,14 +31,15 @@ class ExplainError(ValueError):
 class Explanation:
     """One drawing through one network.
 
-    gradients[s][c] is d score_c / d pixel for s in SCORES: where more ink would raise digit c's
-    score (red) or lower it (blue).
+    gradients[c] is d score_c / d pixel for each digit c asked for: where more ink would raise
+    digit c's score (red) or lower it (blue).
     """
 
     image: np.ndarray  # (28, 28) float32 in [0, 1]: the network's input
     probs: np.ndarray  # (10,) softmax probabilities
     logits: np.ndarray  # (10,) pre-softmax scores
-    gradients: dict[str, np.ndarray]  # score -> (10, 28, 28) float32
+    gradients: dict[int, np.ndarray]  # digit -> (28, 28) float32
+    score: str  # "logit" (pre-softmax) or "probability": what the gradients differentiate
     hidden: np.ndarray  # (H,) the activations the last Dense layer reads (its input)
     out_kernel: np.ndarray  # (H, 10) the last Dense layer's weights
     out_bias: np.ndarray  # (10,)
@@ -53,16 +56,15 @@ class Explanation:
     def runner_up(self) -> int:
         return self.top(2)[1][0]
 
-    def saliency(
-        self, digit: int, *, score: str = "logit", times_input: bool = False
-    ) -> np.ndarray:
+    def saliency(self, digit: int, *, times_input: bool = False) -> np.ndarray:
         """(28, 28): the gradient of digit's score, or input x gradient (the drawn pixels only,
         each weighted by how much it pushed that score up or down)."""
-        if score not in SCORES:
-            raise ExplainError(f"score must be one of {', '.join(SCORES)}, not {score!r}.")
-        if not 0 <= digit <= 9:
-            raise ExplainError(f"digit must be 0..9, not {digit}.")
-        g = self.gradients[score][digit]
+        if digit not in self.gradients:
+            raise ExplainError(
+                f"No saliency for digit {digit}: explain() was asked for "
+                f"{', '.join(map(str, self.gradients))}."
+            )
+        g = self.gradients[digit]
         return g * self.image if times_input else g
 
     def contributions(self, digit: int) -> np.ndarray:
@@ -130,52 +132,65 @@ def _plan(model):
     return chain[:last], chain[last], conv, dense
 
 
-def _explainer(model):
-    """The compiled call for this model, made once and kept on it (it dies with the model)."""
-    fn = getattr(model, "_digitlab_explain", None)
-    if fn is not None:
-        return fn
+def _explainer(model, score: str):
+    """The compiled call for this model and score, made once and kept on it (dies with it)."""
+    kept = model.__dict__.setdefault("_digitlab_explain", {})  # never saved with the model
+    if score in kept:
+        return kept[score]
     import tensorflow as tf
 
     body, out, conv, _ = _plan(model)
     in_shape = tuple(model.input_shape[1:])
 
-    def run(image):  # (28, 28) float32
-        x = tf.reshape(tf.tile(image[None], [10, 1, 1]), (10, *in_shape))  # one copy per digit
-        with tf.GradientTape(persistent=True) as tape:
+    def run(image, wanted):  # (28, 28) float32; (k,) int32 digits, -1: the answer, -2: runner-up
+        k = tf.shape(wanted)[0]
+        x = tf.reshape(tf.tile(image[None], [k, 1, 1]), (-1, *in_shape))  # a copy per digit
+        with tf.GradientTape() as tape:
             tape.watch(x)
             h, maps = x, tf.zeros((0,))
             for layer in body:
                 h = layer(h, training=False)
                 if layer is conv:
-                    maps = h[0]  # (h, w, k)
-            logits = tf.matmul(h, out.kernel) + out.bias  # (10, 10): row i, copy for digit i
+                    maps = h[0]  # (h, w, filters)
+            logits = tf.matmul(h, out.kernel) + out.bias  # (k, 10), every row the same
             probs = tf.nn.softmax(logits)
-            own_logit = tf.reduce_sum(tf.linalg.diag_part(logits))
-            own_prob = tf.reduce_sum(tf.linalg.diag_part(probs))
-        g_logit = tf.reshape(tape.gradient(own_logit, x), (10, 28, 28))
-        g_prob = tf.reshape(tape.gradient(own_prob, x), (10, 28, 28))
-        del tape
-        return probs[0], logits[0], g_logit, g_prob, h[0], maps
+            top2 = tf.math.top_k(logits[0], 2).indices  # answer, runner-up
+            digits = tf.where(wanted >= 0, wanted, tf.gather(top2, tf.maximum(-wanted - 1, 0)))
+            scores = logits if score == "logit" else probs
+            own = tf.reduce_sum(tf.gather(scores, digits, batch_dims=1))  # copy i: digit i
+        grads = tf.reshape(tape.gradient(own, x), (-1, 28, 28))
+        return probs[0], logits[0], digits, grads, h[0], maps
 
-    fn = tf.function(run, jit_compile=True, reduce_retracing=True)
-    model._digitlab_explain = fn  # never saved with the model
-    return fn
+    kept[score] = tf.function(run, jit_compile=True, reduce_retracing=True)
+    return kept[score]
 
 
-def explain(model, image: np.ndarray) -> Explanation:
-    """(28, 28) float32 in [0, 1] -> everything the Draw page shows about this drawing."""
+def explain(model, image: np.ndarray, digits=None, *, score: str = "logit") -> Explanation:
+    """(28, 28) float32 in [0, 1] -> everything the Draw page shows about this drawing.
+
+    digits: whose saliency to compute, 0..9 or ANSWER / RUNNER_UP (default: those two);
+    score: "logit" (pre-softmax) or "probability". Each digit asked for costs one more copy of
+    the drawing forward and back (BENCHMARKS.md, "Explain").
+    """
     x = np.asarray(image, dtype="float32")
     if x.shape != (28, 28):
         raise ExplainError(f"A drawing to explain is 28x28 pixels, not {x.shape}.")
+    if score not in SCORES:
+        raise ExplainError(f"score must be one of {', '.join(SCORES)}, not {score!r}.")
+    wanted = [ANSWER, RUNNER_UP] if digits is None else [int(d) for d in digits]
+    if not wanted or any(not -2 <= d <= 9 for d in wanted):
+        raise ExplainError(f"Digits to explain must be 0..9, not {digits}.")
     _, out, _, _ = _plan(model)
-    probs, logits, g_logit, g_prob, hidden, maps = _explainer(model)(x)
+    probs, logits, chosen, grads, hidden, maps = _explainer(model, score)(
+        x, np.asarray(wanted, dtype="int32")
+    )
     maps = np.asarray(maps)
     return Explanation(
         image=x,
         probs=np.asarray(probs),
         logits=np.asarray(logits),
-        gradients={"logit": np.asarray(g_logit), "probability": np.asarray(g_prob)},
+        gradients={int(d): g for d, g in zip(np.asarray(chosen), np.asarray(grads), strict=True)},
+        score=score,
         hidden=np.asarray(hidden).reshape(-1),
         out_kernel=np.asarray(out.kernel),
         out_bias=np.asarray(out.bias),
@@ -187,7 +202,7 @@ def saliency(
     model, image: np.ndarray, digit: int, *, score: str = "logit", times_input: bool = False
 ) -> np.ndarray:
     """(28, 28): d score(digit) / d pixel for one drawing (or input x gradient)."""
-    return explain(model, image).saliency(digit, score=score, times_input=times_input)
+    return explain(model, image, [digit], score=score).saliency(digit, times_input=times_input)
 
 
 def first_layer_tiles(model, units=None) -> np.ndarray:
@@ -269,11 +284,11 @@ def picture_grid(arrays: np.ndarray, *, cols: int = 8, signed: bool = True, size
     return sheet
 
 
-def write_pictures(model, e: Explanation, out, *, rival: int | None = None) -> list:
+def write_pictures(model, e: Explanation, out) -> list:
     """The Draw page's views of one drawing as PNG files in folder out; returns their paths.
 
-    input.png (what the network received), saliency-<d>.png (gradient of d's logit) and
-    input-x-gradient-<d>.png for the answer and rival (default: the runner-up); for an MLP
+    input.png (what the network received), saliency-<d>.png (gradient of d's score) and
+    input-x-gradient-<d>.png for each digit e has gradients of (the answer first); for an MLP
     top-units.png (the first-layer tiles of the units that pushed the answer up most, when
     they read the pixels) and first-layer.png (the first TILE_UNITS units); for a CNN
     filters.png and feature-maps.png.
@@ -281,9 +296,8 @@ def write_pictures(model, e: Explanation, out, *, rival: int | None = None) -> l
     from pathlib import Path
 
     out = Path(out)
-    rival = e.runner_up if rival is None else rival
     pictures = {"input.png": picture(e.image, signed=False)}
-    for d in dict.fromkeys((e.digit, rival)):  # once each, the answer first
+    for d in sorted(e.gradients, key=lambda d: d != e.digit):  # the answer first
         pictures[f"saliency-{d}.png"] = picture(e.saliency(d))
         pictures[f"input-x-gradient-{d}.png"] = picture(e.saliency(d, times_input=True))
     if e.feature_maps is None:
