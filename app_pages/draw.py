@@ -202,7 +202,7 @@ def why(model, reading) -> None:
             + ", ".join(f"**{d}** {p:.1%}" for d, p in explain.top_answers(reading.probs, 3))
             + "\n\nRed: more ink there raises that digit's score; blue: lowers it."
         )
-        rival = st.pills("Compare with", range(10), key="draw_rival", required=True)
+        rival = st.pills("Compare with", range(10), key="draw_rival", required=True, wrap=True)
         times_input = (
             st.radio(
                 "Map",
@@ -241,7 +241,7 @@ def why(model, reading) -> None:
                 explain.first_layer_tiles(model, units),
                 [f"unit {u}" for u in units],
                 cols=4,
-                size=80,
+                size=120,
                 title="What these units look for" if pixels else "First layer: what units look for",
             ),
             key="draw_tiles",

@@ -121,7 +121,7 @@ def test_touch_draw_read_and_clear(device, server, browser, playwright, shots):
 
 def test_desktop_why_this_answer(server, browser, shots):
     """On a desktop: draw with the mouse, turn on "Why this answer", compare with a runner-up."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1650})  # the whole page
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
