@@ -92,7 +92,6 @@ def clear_canvas() -> None:
 def drawing() -> None:
     """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
     cm = state.current()
-    st.html(LAYOUT_CSS)
     left, mid, right = st.columns([5, 4, 4])
     with left:
         from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
@@ -260,4 +259,5 @@ def why(model, reading) -> None:
         )
 
 
+st.html(LAYOUT_CSS)  # once per page run: a stroke reruns only the fragment, the style stays
 drawing()
