@@ -205,7 +205,8 @@ def tiles_figure(
     """Weights or maps (n, h, w) as a grid: signed ones (weights, saliency) red/blue around
     zero; unsigned ones (feature maps) on a dark-to-bright scale."""
     style = SIGNED if signed else ACTIVATION
-    return _grid(np.asarray(tiles), titles, style=style, cols=cols, size=size, title=title)
+    arrays = np.asarray(tiles, dtype="float32")  # float16 (a training event) is not plotly's
+    return _grid(arrays, titles, style=style, cols=cols, size=size, title=title)
 
 
 def saliency_figure(maps: Sequence[np.ndarray], titles: Sequence[str], *, size: int = 260):

@@ -97,8 +97,8 @@ def make_events_callback(
     """A Keras callback that reports epochs and batches, and ends the fit on a stop request.
 
     tiles: also report the first `tiles` units' first-layer weights before the first epoch and
-    after each one, {"type": "tiles", "epoch": n, "shape": [28, 28], "tiles": [...]}
-    (explain.tiles_event), for a live view of what the network is learning. 0: none.
+    after each one, {"type": "tiles", "epoch": n, "shape": [28, 28], "tiles": (n, 28, 28)
+    float16} (explain.tiles_event), for a live view of what the network learns. 0: none.
 
     Within one call of several steps, input_pipeline's stop check ends the epoch; this callback
     then stops the fit at its next batch event.

@@ -77,7 +77,7 @@ def test_explain_figures_show_the_arrays_they_get():
     a, b = rng.normal(size=(2, 28, 28))
     sal = charts.saliency_figure([a, b], ["why 3", "why 8"])
     assert len(sal.data) == 2 and [x.text for x in sal.layout.annotations] == ["why 3", "why 8"]
-    np.testing.assert_array_equal(np.asarray(sal.data[1].z), b)
+    np.testing.assert_array_equal(np.asarray(sal.data[1].z), b.astype("float32"))
     assert sal.data[0].zmid == 0 and sal.data[0].colorscale[0][1] != sal.data[0].colorscale[-1][1]
     tiles = charts.tiles_figure(rng.normal(size=(16, 28, 28)), cols=8)
     assert len(tiles.data) == 16 and all(t.zmid == 0 for t in tiles.data)
