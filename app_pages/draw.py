@@ -1,9 +1,10 @@
-"""Draw page: a canvas, the network's reading after each stroke, labelled drawings kept."""
+"""Draw page: a canvas, the network's reading after each stroke, why it said so, labelled
+drawings kept. Fits a phone: the drawing and its answer on one screen, a Clear button for touch."""
 
 import pyarrow as pa
 import streamlit as st
 
-from digitlab import charts, explore, preprocess, store, work
+from digitlab import charts, explain, explore, preprocess, store, work
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
 from digitlab.ui import jobpanel, state
@@ -65,43 +66,70 @@ if cm is None:
             st.rerun()
 
 
+# On a phone (Streamlit stacks the columns under 640 px) the answer follows the canvas at once:
+# a smaller title and digit, less space above, so a 390x664 screen shows the drawing and its
+# answer together. On a tablet beside the sidebar the canvas's column is never narrower than
+# the canvas: the other columns wrap under it instead (tests/e2e/test_touch.py).
+LAYOUT_CSS = """<style>
+[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-canvas) {
+  flex-wrap: wrap !important; }
+[data-testid="stColumn"]:has(.st-key-canvas) { min-width: 290px !important; }
+[data-testid="stColumn"]:has(.st-key-draw_answer) { min-width: 170px !important; }
+@media (max-width: 640px) {
+  .block-container { padding-top: 4.5rem !important; }
+  .block-container h1 { font-size: 1.6rem !important; padding: 0 0 0.25rem 0 !important; }
+  .st-key-draw_answer div[style*='7rem'] { font-size: 3.2rem !important; }
+}
+</style>"""
+
+
+def clear_canvas() -> None:
+    ss["draw_clears"] = ss.get("draw_clears", 0) + 1  # a new (empty) initial drawing
+    ss["draw_cleared"] = True  # this run: the canvas still holds the old strokes
+
+
 @st.fragment
 def drawing() -> None:
     """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
     cm = state.current()
     left, mid, right = st.columns([5, 4, 4])
     with left:
-        width = st.slider("Pen width", 6, 40, 18, key="draw_width")
         from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
 
         canvas = st_canvas(
-            stroke_width=width,
+            stroke_width=ss.get("draw_width", 18),
             stroke_color="#FFFFFF",
             background_color="#000000",
             height=280,
             width=280,
             drawing_mode="freedraw",
+            # The Clear button empties the canvas in place by a new initial drawing (no new
+            # component); the bin icon above the canvas (on hover, desktop) clears at once in
+            # the browser, without the round trip.
+            initial_drawing={"objects": [], "digitlab_clears": ss.get("draw_clears", 0)},
             return_image_data=True,
             key="canvas",
         )
-        # Clearing happens in the browser, at once: a server-side Clear (a new canvas, or a new
-        # initial drawing) arrives a round trip later and lost strokes begun in between.
-        st.caption("Clear with the bin icon above the canvas; the arrows undo and redo strokes.")
+        c_clear, c_width = st.columns([1, 2], vertical_alignment="bottom", wrap=False)
+        c_clear.button("Clear", icon=":material/delete:", on_click=clear_canvas, key="draw_clear")
+        c_width.slider("Pen width", 6, 40, 18, key="draw_width")
 
-    reading = explore.read_drawing(cm.model if cm else None, canvas.image_data)
+    cleared = ss.pop("draw_cleared", False)
+    reading = explore.read_drawing(cm.model if cm else None, None if cleared else canvas.image_data)
     # Each column keeps the same elements from one drawing to the next (a stroke or a clear
     # changes their content, not which elements there are): the browser updates them in place
     # instead of building them again, which decided the answer time with ten learners on one
     # machine (BENCHMARKS.md, load test).
-    with mid:
+    with mid, st.container(key="draw_answer"):
         if reading.problem:
             st.info(reading.problem)
         elif reading.probs is None:
             st.caption("Here the network's answer appears once there is a model.")
         else:
             st.markdown(
+                "<div style='display:flex;flex-wrap:wrap;align-items:baseline;column-gap:1rem'>"
                 f"<div style='font-size:7rem;line-height:1;font-weight:700'>{reading.digit}</div>"
-                f"\n\nconfidence **{reading.confidence:.1%}**",
+                f"<div>confidence <b>{reading.confidence:.1%}</b></div></div>",
                 unsafe_allow_html=True,
             )
         if cm is not None:
@@ -147,5 +175,89 @@ def drawing() -> None:
                 else f"**{cm.name}** reads **{acc:.0%}** of your {n_saved} saved drawings right."
             )
 
+    if cm is not None and st.toggle(
+        "Why this answer, and what the network learned",
+        key="draw_why",
+        help="Saliency maps, the top three answers, and the first layer's weights, "
+        "updated with every stroke.",
+    ):
+        why(cm.model, reading)
 
+
+def why(model, reading) -> None:
+    """The "Why this answer" and "What it learned" views (digitlab.explain) for this drawing."""
+    if reading.image is None:
+        st.caption("Draw a digit to see why the network reads it as it does.")
+        return
+    if ss.get("draw_rival_for") != reading.digit or "draw_rival" not in ss:  # a new answer:
+        # compare it with its runner-up
+        ss["draw_rival_for"] = reading.digit
+        ss["draw_rival"] = explain.top_answers(reading.probs, 2)[1][0]
+    st.subheader("Why this answer")
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        st.markdown(
+            "Top three: "
+            + ", ".join(f"**{d}** {p:.1%}" for d, p in explain.top_answers(reading.probs, 3))
+            + "\n\nRed: more ink there raises that digit's score; blue: lowers it."
+        )
+        rival = st.pills("Compare with", range(10), key="draw_rival", required=True, wrap=True)
+        times_input = (
+            st.radio(
+                "Map",
+                ["input x gradient", "gradient"],
+                horizontal=True,
+                key="draw_map",
+                help="Gradient: where ink would change the score (the pre-softmax score). "
+                "Input x gradient: the drawn pixels only, each by how much it counted.",
+            )
+            == "input x gradient"
+        )
+    try:
+        e = explain.explain(model, reading.image, [reading.digit, rival])
+    except explain.ExplainError as err:
+        st.info(str(err))
+        return
+    c2.plotly_chart(
+        charts.saliency_figure(
+            [e.saliency(d, times_input=times_input) for d in (reading.digit, rival)],
+            [f"why {d} ({reading.probs[d]:.0%})" for d in (reading.digit, rival)],
+        ),
+        key="draw_saliency",
+    )
+    st.subheader("What it learned")
+    c1, c2 = st.columns(2)
+    if e.feature_maps is None:  # an MLP: the hidden units behind this answer
+        top = e.top_units(e.digit, n=8)
+        c1.plotly_chart(
+            charts.units_figure(top.units, top.contributions, top.activations, digit=e.digit),
+            key="draw_units",
+        )
+        pixels = explain.reads_pixels(model)  # else the units' inputs are not pixels
+        units = top.units if pixels else range(explain.TILE_UNITS)
+        c2.plotly_chart(
+            charts.tiles_figure(
+                explain.first_layer_tiles(model, units),
+                [f"unit {u}" for u in units],
+                cols=4,
+                size=120,
+                title="What these units look for" if pixels else "First layer: what units look for",
+            ),
+            key="draw_tiles",
+        )
+    else:  # a CNN: its first filters, and what they found in this drawing
+        filters = explain.first_layer_tiles(model)
+        c1.plotly_chart(
+            charts.tiles_figure(filters, cols=8, size=60, title="First convolution's filters"),
+            key="draw_filters",
+        )
+        c2.plotly_chart(
+            charts.tiles_figure(
+                e.feature_maps, cols=8, size=60, title="Their maps of this drawing", signed=False
+            ),
+            key="draw_maps",
+        )
+
+
+st.html(LAYOUT_CSS)  # once per page run: a stroke reruns only the fragment, the style stays
 drawing()

@@ -97,6 +97,19 @@ def curves(p, key: str) -> None:
     c2.plotly_chart(
         charts.history_figure(rows, metric="accuracy", epochs=p.epochs), key=f"{key}_acc"
     )
+    tiles = p.of_type("tiles")  # the first layer's weights, sent before and after each epoch
+    if tiles:
+        last = tiles[-1]
+        what = "weights: what each unit looks for" if last["shape"] == [28, 28] else "filters"
+        st.plotly_chart(
+            charts.tiles_figure(
+                last["tiles"],
+                cols=8,
+                size=70 if last["shape"] == [28, 28] else 45,
+                title=f"First layer after epoch {last['epoch']}, {len(last['tiles'])} {what}",
+            ),
+            key=f"{key}_tiles",
+        )
 
 
 @st.fragment(run_every=1.0)

@@ -182,6 +182,75 @@ def images_figure(
 ):
     """A grid of grey images (n, h, w), white ink on black as MNIST stores it, with titles."""
     imgs = np.asarray(images)
+    zmax = 1.0 if imgs.dtype.kind == "f" else 255
+    style = dict(colorscale="gray", zmin=0, zmax=zmax)
+    return _grid(imgs, titles, style=style, cols=cols, size=size, title=title)
+
+
+# What a network looks at: positive values red, negative blue, zero white, each panel on its own
+# scale centred at zero (plotly's zmid), so a weak map is as readable as a strong one.
+SIGNED = dict(colorscale="RdBu", reversescale=True, zmid=0)
+ACTIVATION = dict(colorscale="Viridis", zmin=0)  # relu outputs: 0 and up
+
+
+def tiles_figure(
+    tiles: np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    cols: int = 8,
+    size: int = 90,
+    title: str | None = None,
+    signed: bool = True,
+):
+    """Weights or maps (n, h, w) as a grid: signed ones (weights, saliency) red/blue around
+    zero; unsigned ones (feature maps) on a dark-to-bright scale."""
+    style = SIGNED if signed else ACTIVATION
+    arrays = np.asarray(tiles, dtype="float32")  # float16 (a training event) is not plotly's
+    return _grid(arrays, titles, style=style, cols=cols, size=size, title=title)
+
+
+def saliency_figure(maps: Sequence[np.ndarray], titles: Sequence[str], *, size: int = 260):
+    """Saliency maps (each (28, 28)) side by side: red where more ink raises that digit's score,
+    blue where it lowers it."""
+    return tiles_figure(np.asarray(maps), titles, cols=len(maps), size=size)
+
+
+def units_figure(
+    units: Sequence[int],
+    contributions: Sequence[float],
+    activations: Sequence[float],
+    *,
+    digit: int,
+):
+    """Hidden units' contributions to one digit's score (activation x weight), largest at the
+    top, each bar labelled with the unit's activation."""
+    names = [f"unit {u}" for u in units]
+    fig = go.Figure(
+        go.Bar(
+            x=list(contributions),
+            y=names,
+            orientation="h",
+            text=[f"activation {a:.2f}" for a in activations],
+            textposition="auto",
+            marker_color=[TEST if c >= 0 else TRAIN for c in contributions],
+            hovertemplate="%{y}: contributes %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title=f"contribution to digit {digit}'s score (activation x weight)")
+    return _layout(fig, title=f"Hidden units that pushed {digit} up most", height=320)
+
+
+def _grid(
+    imgs: np.ndarray,
+    titles: Sequence[str] | None,
+    *,
+    style: dict,
+    cols: int,
+    size: int,
+    title: str | None,
+):
+    """(n, h, w) arrays as heatmaps in a grid of square panels, with titles."""
     n = len(imgs)
     cols = max(1, min(cols, n or 1))
     rows = max(1, -(-n // cols))
@@ -197,11 +266,9 @@ def images_figure(
         fig.add_trace(
             go.Heatmap(
                 z=img,
-                colorscale="gray",
                 showscale=False,
-                zmin=0,
-                zmax=1.0 if img.dtype.kind == "f" else 255,
                 hovertemplate="x %{x}, y %{y}: %{z}<extra></extra>",
+                **style,
             ),
             row=i // cols + 1,
             col=i % cols + 1,

@@ -173,7 +173,9 @@ def run_training(digits, model_config, train_config):
         return run(EpochPrinter(), StopEvent())
     from digitlab.training import train
 
-    return train(digits, model_config=model_config, train_config=train_config, on_event=EpochPrinter())
+    return train(
+        digits, model_config=model_config, train_config=train_config, on_event=EpochPrinter()
+    )
 
 
 def fold_executor(workers: int | None):
@@ -277,6 +279,50 @@ def cmd_predict(args) -> int:
         )
     else:
         print(digit)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    """Why the model reads an image as it does: pictures in a folder, and the top answers."""
+    from pathlib import Path
+
+    from digitlab import explain
+    from digitlab.models import load_model_file
+    from digitlab.preprocess import read_canvas
+
+    if args.versus is not None and not 0 <= args.versus <= 9:
+        raise CliError(f"--versus must be a digit 0..9, not {args.versus}.")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"{out}: exists and is not a folder.")
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent}: no such folder to write the pictures in.")
+    x, problem = read_canvas(read_image(args.image))  # (28, 28) float32 in [0, 1]
+    if problem:
+        raise CliError(f"{args.image}: {problem}")
+    model = load_model_file(args.model)
+    versus = explain.RUNNER_UP if args.versus is None else args.versus
+    e = explain.explain(model, x, [explain.ANSWER, versus])
+    out.mkdir(exist_ok=True)
+    paths = explain.write_pictures(model, e, out)
+    say(f"{args.image}: " + ", ".join(f"{d} ({p:.1%})" for d, p in e.top(3)))
+    if e.feature_maps is None:
+        top = e.top_units(e.digit, n=5)
+        say(f"  hidden units that pushed {e.digit} up most (unit: activation x weight):")
+        for u, a, w in zip(top.units, top.activations, top.weights, strict=True):
+            say(f"    {u}: {a:.3f} x {w:.3f} = {a * w:.3f}")
+    if args.json:
+        emit_json(
+            {
+                "image": args.image,
+                "digit": e.digit,
+                "top": [{"digit": d, "probability": p} for d, p in e.top(3)],
+                "files": [str(p) for p in paths],
+            }
+        )
+    else:
+        for p in paths:
+            print(f"wrote {p}")
     return 0
 
 
@@ -415,6 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="PATH", help="a .keras model file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="why a model reads an image as it does, as pictures")
+    p.add_argument("image", help="PNG/JPEG, as for predict")
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras model file")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument(
+        "--versus", type=int, metavar="D", help="compare with digit D (default: runner-up)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 
@@ -422,10 +478,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the user asked for something that cannot work: one line, exit 2."""
     from digitlab.crossval import CrossValError
     from digitlab.engine import EngineError
+    from digitlab.explain import ExplainError
     from digitlab.models import ModelError
     from digitlab.training import TrainingError
 
-    return (CliError, DataError, ModelError, TrainingError, CrossValError, EngineError)
+    return (
+        CliError,
+        DataError,
+        ModelError,
+        TrainingError,
+        CrossValError,
+        EngineError,
+        ExplainError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from digitlab.data import Digits, normalise, one_hot
+from digitlab.explain import TILE_UNITS
 from digitlab.models import ModelConfig, build_model, fresh_model
 
 Event = dict[str, Any]
@@ -87,16 +88,35 @@ class TrainResult:
 
 
 def make_events_callback(
-    on_event: EventSink | None, stop: StopFlag | None, *, epochs: int, batches: int
+    on_event: EventSink | None,
+    stop: StopFlag | None,
+    *,
+    epochs: int,
+    batches: int,
+    tiles: int = 0,
 ):
     """A Keras callback that reports epochs and batches, and ends the fit on a stop request.
+
+    tiles: also report the first `tiles` units' first-layer weights before the first epoch and
+    after each one, {"type": "tiles", "epoch": n, "shape": [28, 28], "tiles": (n, 28, 28)
+    float16} (explain.tiles_event), for a live view of what the network learns. 0: none.
 
     Within one call of several steps, input_pipeline's stop check ends the epoch; this callback
     then stops the fit at its next batch event.
     """
     import keras
 
+    def send_tiles(model, epoch: int) -> None:
+        if tiles and on_event is not None:
+            from digitlab.explain import ExplainError, tiles_event
+
+            with contextlib.suppress(ExplainError):  # a network whose first layer has no tiles
+                on_event({**tiles_event(model, tiles), "epoch": epoch})
+
     class Events(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            send_tiles(self.model, 0)
+
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
             if stop is not None and stop.is_set():
@@ -118,6 +138,7 @@ def make_events_callback(
             self.rows.append(row)
             if on_event is not None:
                 on_event({"type": "epoch", **row})
+            send_tiles(self.model, epoch + 1)
 
     cb = Events()
     cb.rows = []
@@ -310,7 +331,8 @@ def train(
     """Train on digits.x_train (holding out the last validation_fraction), then test.
 
     Events: {"type": "start"}, {"type": "batch", ...}, {"type": "epoch", epoch, loss, accuracy,
-    val_loss, val_accuracy, seconds}, {"type": "test", test_loss, test_accuracy}. A stop request
+    val_loss, val_accuracy, seconds}, {"type": "tiles", epoch, shape, tiles} (before the first
+    epoch and after each), {"type": "test", test_loss, test_accuracy}. A stop request
     ends the run after the current batch; the model and the history so far are kept.
     """
     t_start = time.perf_counter()
@@ -341,7 +363,9 @@ def train(
                 "n_val": n_val,
             }
         )
-    events = make_events_callback(on_event, stop, epochs=cfg.epochs, batches=batches)
+    events = make_events_callback(
+        on_event, stop, epochs=cfg.epochs, batches=batches, tiles=TILE_UNITS
+    )
     fit(
         model,
         x,

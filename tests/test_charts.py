@@ -70,3 +70,21 @@ def test_long_runs_get_a_readable_epoch_axis():
     assert long.dtick is None and long.tickformat == "d"  # plotly spaces them, whole numbers
     folds = charts.fold_curves_figure({1: {"loss": [1.0] * 50}}).layout.xaxis
     assert folds.dtick is None
+
+
+def test_explain_figures_show_the_arrays_they_get():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 28, 28))
+    sal = charts.saliency_figure([a, b], ["why 3", "why 8"])
+    assert len(sal.data) == 2 and [x.text for x in sal.layout.annotations] == ["why 3", "why 8"]
+    np.testing.assert_array_equal(np.asarray(sal.data[1].z), b.astype("float32"))
+    assert sal.data[0].zmid == 0 and sal.data[0].colorscale[0][1] != sal.data[0].colorscale[-1][1]
+    tiles = charts.tiles_figure(rng.normal(size=(16, 28, 28)), cols=8)
+    assert len(tiles.data) == 16 and all(t.zmid == 0 for t in tiles.data)
+    maps = charts.tiles_figure(rng.random((32, 26, 26)), signed=False)
+    assert len(maps.data) == 32 and maps.data[0].zmin == 0 and maps.data[0].zmid is None
+    units = charts.units_figure([7, 2, 9], [1.5, 0.75, -0.25], [3.0, 1.5, 0.5], digit=4)
+    bar = units.data[0]
+    assert list(bar.x) == [1.5, 0.75, -0.25] and list(bar.y) == ["unit 7", "unit 2", "unit 9"]
+    assert list(bar.text) == ["activation 3.00", "activation 1.50", "activation 0.50"]
+    assert bar.marker.color[2] == charts.TRAIN  # a unit that pushed the digit down

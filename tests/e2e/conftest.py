@@ -98,11 +98,17 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_home(tmp_path_factory) -> Path:
+    """The DIGITLAB_HOME of a module's server: empty here; a module may override this fixture to
+    put a saved model there first (tests/e2e/test_touch.py)."""
+    return tmp_path_factory.mktemp("e2e") / "home"
+
+
+@pytest.fixture(scope="module")
+def server(server_home):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (make test does)")
-    tmp = tmp_path_factory.mktemp("e2e")
-    srv = Server(tmp / "home", tmp / "server.log")
+    srv = Server(server_home, server_home.parent / "server.log")
     try:
         srv.wait_healthy()
         yield srv
@@ -111,15 +117,21 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
+    """Playwright itself: its browsers, and its device descriptors (phones, tablets)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 @pytest.fixture(scope="module")

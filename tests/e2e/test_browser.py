@@ -69,6 +69,7 @@ def test_train_one_epoch(page, server, shots):
     assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2  # curves drawn
     value = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert 0.5 < float(value) <= 1.0, value
+    page.get_by_text("First layer after epoch 1, 16 weights").wait_for()  # the live tiles, kept
     check_clean(page, server, shots, "03-train")
 
 
