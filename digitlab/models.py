@@ -100,7 +100,14 @@ def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None)
             layers.Dropout(config.dropout or 0.5),
             layers.Dense(10, activation="softmax"),
         ]
-    model = keras.Sequential(stack, name=config.arch)
+    return compile_model(keras.Sequential(stack, name=config.arch), config)
+
+
+def compile_model(model, config: ModelConfig = ModelConfig()):
+    """Compile a model with config's optimizer, learning rate and speed settings (a new
+    optimizer: no state from an earlier fit); returns the model."""
+    import keras
+
     optimizer = keras.optimizers.get(config.optimizer)
     if config.learning_rate is not None:
         optimizer.learning_rate = config.learning_rate
