@@ -321,3 +321,63 @@ def before_after_rows(result: TeachResult) -> list[dict]:
             "after": pct(result.after.held_out),
         },
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawings from a folder (`python -m digitlab train --drawings DIR`)
+
+
+@dataclass
+class DrawingFolder:
+    """Labelled drawings read from DIR/0/ ... DIR/9/, and a sentence for each file left out."""
+
+    images: np.ndarray  # (n, 28, 28) float32 in [0, 1], canvas_to_mnist's
+    labels: np.ndarray  # (n,) int64
+    files: list[str]  # the file each drawing came from, in the order read
+    skipped: list[str]  # one sentence per file left out, naming it
+
+
+def read_drawing_folder(root) -> DrawingFolder:
+    """Every file in root/<digit>/ (sorted by digit, then name) read as a canvas drawing through
+    canvas_to_mnist: any size, strokes on a transparent background or light ink on an opaque
+    dark one (dark ink on light paper is inverted). A file that is no image, a drawing with no
+    digit in it (preprocess.describe_problem) and any file outside a 0-9 folder is left out
+    with one sentence naming it. TeachError when root is no folder."""
+    from pathlib import Path
+
+    from digitlab.preprocess import PreprocessError, read_canvas, read_image_file
+
+    root = Path(root)
+    if not root.is_dir():
+        raise TeachError(f"{root}: no such folder of drawings.")
+    images, labels, files, skipped = [], [], [], []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        is_digit = entry.is_dir() and len(entry.name) == 1 and entry.name in "0123456789"
+        if not is_digit:
+            inside = sorted(p for p in entry.rglob("*") if p.is_file()) if entry.is_dir() else []
+            for f in inside or ([entry] if entry.is_file() else []):
+                where = (
+                    "is not in a folder named 0-9"
+                    if entry.is_file()
+                    else (f"is in folder {entry.name!r}, not a digit 0-9")
+                )
+                skipped.append(f"{f}: {where}; left out.")
+            continue
+        for f in sorted(p for p in entry.rglob("*") if p.is_file()):
+            try:
+                x, problem = read_canvas(read_image_file(f))
+            except PreprocessError as e:
+                skipped.append(f"{str(e).rstrip('.')}; left out.")
+                continue
+            if problem is not None:
+                skipped.append(f"{f}: {problem.rstrip('.')}; left out.")
+                continue
+            images.append(x)
+            labels.append(int(entry.name))
+            files.append(str(f))
+    return DrawingFolder(
+        images=np.stack(images) if images else np.zeros((0, 28, 28), dtype="float32"),
+        labels=np.array(labels, dtype="int64"),
+        files=files,
+        skipped=skipped,
+    )

@@ -35,7 +35,9 @@ class TrainConfig:
     batch_size: int = 128  # tutorial: 128
     validation_fraction: float = 0.1  # last 10% of train watched each epoch; 0: none (the tutorial)
     seed: int | None = 0  # keras.utils.set_random_seed: the same run twice gives the same model
-    augment: bool = False  # random shifts, rotations, scale, stroke width (digitlab.augment)
+    # random shifts, rotations, scale, stroke width (digitlab.augment); an AugmentConfig: those
+    # settings (augment.DRAWN adds slant and elastic distortion)
+    augment: Any = False
 
     def __post_init__(self):
         problems = []
@@ -129,7 +131,7 @@ def input_pipeline(
     *,
     batch_size: int,
     seed: int | None,
-    augment: bool = False,
+    augment: Any = False,
     stopped=None,
     repeat: bool = False,
 ):
@@ -169,9 +171,10 @@ def input_pipeline(
     data = data.batch(batch_size)
     data = data.map(gather)
     if augment:
-        from digitlab.augment import augment_batches
+        from digitlab.augment import AugmentConfig, augment_batches
 
-        data = augment_batches(data, seed=seed)
+        config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
+        data = augment_batches(data, seed=seed, config=config)
     data = data.prefetch(2)
     if stopped is not None:
         data = data.take_while(lambda *_: tf.logical_not(stopped))
@@ -249,7 +252,7 @@ def fit(
     seed: int | None,
     events,
     stop: StopFlag | None = None,
-    augment: bool = False,
+    augment: Any = False,
     validation_data=None,
 ) -> None:
     """model.fit on the stoppable pipeline, with the events callback (train() and every fold)."""
