@@ -21,13 +21,12 @@ import time
 import _common  # noqa: F401  (sys.path, quiet TensorFlow)
 from _common import ROOT_DIR, full_mnist, machine, newcomer_drawings
 
-from digitlab.augment import DRAWN, AugmentConfig
+from digitlab.augment import AugmentConfig
 from digitlab.models import ModelConfig
 from digitlab.training import TrainConfig, quick_config
 
 CACHE = ROOT_DIR / "artifacts" / "default_models"
 QUICK = quick_config(60_000)
-PLAIN_AUG = AugmentConfig()
 
 # name: (what, ModelConfig, TrainConfig)
 VARIANTS = {
@@ -48,30 +47,21 @@ VARIANTS = {
         ModelConfig(),
         TrainConfig(epochs=5, augment=AugmentConfig(reink=0.5)),
     ),
-    "mlp_drawn5": (
-        "MLP, augment + slant + elastic (DRAWN), 5 epochs",
-        ModelConfig(),
-        TrainConfig(epochs=5, augment=DRAWN),
-    ),
-    "mlp_all5": (
-        "MLP, augment + slant + elastic + re-ink, 5 epochs",
-        ModelConfig(),
-        TrainConfig(epochs=5, augment=AugmentConfig(max_shear=0.3, elastic=2.0, reink=0.5)),
-    ),
-    "mlp_drawn2": (
-        "MLP, augment + slant + elastic (DRAWN), 2 epochs",
-        ModelConfig(),
-        TrainConfig(epochs=2, augment=DRAWN),
-    ),
-    "cnn_drawn3": (
-        "CNN, augment + slant + elastic (DRAWN), 3 epochs",
-        ModelConfig(arch="cnn"),
-        TrainConfig(epochs=3, augment=DRAWN),
-    ),
     "cnn_aug3": (
         "CNN, augment, 3 epochs",
         ModelConfig(arch="cnn"),
         TrainConfig(epochs=3, augment=True),
+    ),
+    "mlp_aug10": ("MLP, augment, 10 epochs", ModelConfig(), TrainConfig(epochs=10, augment=True)),
+    "mlp_elastic1": (
+        "MLP, augment + elastic 1 px, 5 epochs",
+        ModelConfig(),
+        TrainConfig(epochs=5, augment=AugmentConfig(elastic=1.0)),
+    ),
+    "cnn_shear3": (
+        "CNN, augment + slant 0.3, 3 epochs",
+        ModelConfig(arch="cnn"),
+        TrainConfig(epochs=3, augment=AugmentConfig(max_shear=0.3)),
     ),
 }
 

@@ -33,8 +33,8 @@ SIZES = (0, 100, 300, 1000, -1)  # -1: all of the room's drawings
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    ap.add_argument("--mlp-base", default="mlp_drawn5", choices=list(VARIANTS))
-    ap.add_argument("--cnn-base", default="cnn_drawn3", choices=list(VARIANTS))
+    ap.add_argument("--mlp-base", default="mlp_aug5", choices=list(VARIANTS))
+    ap.add_argument("--cnn-base", default="cnn_aug3", choices=list(VARIANTS))
     ap.add_argument("--epochs", type=int, default=2, help="teaching epochs")
     ap.add_argument("--mnist-digits", type=int, default=30_000, help="MNIST digits an epoch")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))

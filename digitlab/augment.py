@@ -25,7 +25,7 @@ class AugmentConfig:
     max_shift: float = 2.0  # px either way, each axis
     min_stroke: float = -0.5  # <0: blend toward the eroded image, >0: toward the dilated one
     max_stroke: float = 1.0
-    # Off by default (the Train page's "Augment"); DRAWN turns them on (BENCHMARKS.md, issue 15)
+    # Off by default: measured on drawn digits, none of them helped (BENCHMARKS.md, issue 15)
     max_shear: float = 0.0  # slant: x moves by up to this x (y - centre) either way (0.3: ~17 deg)
     elastic: float = 0.0  # px: a smooth random displacement field (Simard et al. 2003) this large
     elastic_grid: int = 4  # the field's random values sit on a grid this coarse, then interpolated
@@ -137,9 +137,6 @@ def _pool3x3(img, op):
     pad = tf.pad(img, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")  # (b, 30, 30)
     rows = op(op(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])  # (b, 28, 30)
     return op(op(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])  # (b, 28, 28)
-
-
-DRAWN = AugmentConfig(max_shear=0.3, elastic=2.0)  # set from BENCHMARKS.md, issue 15
 
 
 def augment_batches(data, *, seed: int | None, config: AugmentConfig = AugmentConfig()):

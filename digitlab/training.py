@@ -36,7 +36,7 @@ class TrainConfig:
     validation_fraction: float = 0.1  # last 10% of train watched each epoch; 0: none (the tutorial)
     seed: int | None = 0  # keras.utils.set_random_seed: the same run twice gives the same model
     # random shifts, rotations, scale, stroke width (digitlab.augment); an AugmentConfig: those
-    # settings (augment.DRAWN adds slant and elastic distortion)
+    # settings (slant, elastic distortion and re-inking are options there)
     augment: Any = False
 
     def __post_init__(self):
