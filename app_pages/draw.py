@@ -5,7 +5,7 @@ import streamlit as st
 from digitlab import charts, explore, jobs, preprocess, store, workers
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
-from digitlab.ui import jobpanel, state
+from digitlab.ui import jobpanel, state, teachpanel
 
 digits = state.digits()
 ss = st.session_state
@@ -29,6 +29,13 @@ if state.current() is None and not ss.get("draw_autoload_tried"):
 
 cm = state.current()
 quick = ss["quick_job"]
+server = state.server_default()  # the server's default model: made once, in the background
+
+
+@st.fragment(run_every=0.5)
+def default_progress() -> None:
+    if server.model is not None or server.error is not None:
+        st.rerun()
 
 
 @st.fragment(run_every=1.0)
@@ -47,10 +54,20 @@ if cm is None:
     else:
         if quick is not None:
             jobpanel.show_outcome(quick)
-        st.info(
-            "There is no model yet to read your digits. Train one on the Train page, load one "
-            "there, or train the tutorial's network here in a few seconds."
-        )
+        if server.model is not None:
+            st.caption(
+                f"Reading with the server's default model: {server.describe()} (MNIST test "
+                f"{server.test_accuracy:.1%}). Train your own on the Train page, load one there, "
+                "or train the tutorial's network here."
+            )
+        elif server.error is None:
+            st.info("Getting the server's default model ready (a few seconds) ...")
+            default_progress()
+        else:
+            st.info(
+                "There is no model yet to read your digits. Train one on the Train page, load "
+                "one there, or train the tutorial's network here in a few seconds."
+            )
         if st.button(
             f"Quick-train the tutorial's network ({QUICK_TRAIN.epochs} epochs, augmented)",
             type="primary",
@@ -68,7 +85,7 @@ if cm is None:
 @st.fragment
 def drawing() -> None:
     """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
-    cm = state.current()
+    cm = state.reading_model()  # this session's model, else the server's default one
     left, mid, right = st.columns([5, 4, 4])
     with left:
         width = st.slider("Pen width", 6, 40, 18, key="draw_width")
@@ -149,3 +166,4 @@ def drawing() -> None:
 
 
 drawing()
+teachpanel.render(digits, key="draw_teach")

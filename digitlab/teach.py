@@ -381,3 +381,131 @@ def read_drawing_folder(root) -> DrawingFolder:
         files=files,
         skipped=skipped,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The server's default model: something to read drawings with at once
+
+
+DEFAULT_MODEL = ModelConfig()  # the tutorial's network, as Quick-train builds it
+FIRST_PASS = TrainConfig(epochs=1, validation_fraction=0.0, seed=0)  # plain: about 1 s on MNIST
+
+
+def default_train_config(n_train: int) -> TrainConfig:
+    """The default model's training: Quick-train's (augmented, ~40,000 digits seen), all digits."""
+    from digitlab.training import quick_config
+
+    return dataclasses.replace(quick_config(n_train), validation_fraction=0.0)
+
+
+def default_model_path(digits: Digits):
+    """Where the server keeps its default model between starts: DIGITLAB_HOME/default/<key>.keras,
+    the key naming the data and the settings (other data or settings: another file)."""
+    import hashlib
+    from pathlib import Path
+
+    from digitlab.store import home
+
+    cfg = default_train_config(len(digits.x_train))
+    text = f"{digits.source}|{len(digits.x_train)}|{DEFAULT_MODEL}|{cfg}"
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return Path(home()) / "default" / f"default-{key}.keras"
+
+
+def default_model(
+    digits: Digits, *, on_event: EventSink | None = None, stop: StopFlag | None = None
+):
+    """The default model (a TrainResult): read from DIGITLAB_HOME when an earlier start left it
+    there, else trained (default_train_config) and kept there for the next start."""
+    import json
+
+    from digitlab.models import ModelError, load_model_file, save_model_file
+    from digitlab.training import TrainResult, train
+
+    cfg = default_train_config(len(digits.x_train))
+    path = default_model_path(digits)
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        try:
+            model = load_model_file(path)
+            info = json.loads(meta.read_text())
+            return TrainResult(
+                model=model,
+                model_config=DEFAULT_MODEL,
+                train_config=cfg,
+                test_accuracy=info.get("test_accuracy"),
+                data_source=digits.source,
+            )
+        except (ModelError, OSError, ValueError):
+            pass  # damaged: train it again
+    result = train(
+        digits, model_config=DEFAULT_MODEL, train_config=cfg, on_event=on_event, stop=stop
+    )
+    if not result.stopped:
+        from digitlab.store import atomic_write_json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model_file(result.model, path)
+        atomic_write_json(meta, {"test_accuracy": result.test_accuracy, "config": str(cfg)})
+    return result
+
+
+class ServerDefault:
+    """The server's default model, made once in a background thread: first a one-epoch network
+    (FIRST_PASS, about a second of training) so drawings are read at once, then the default
+    model (default_model), which replaces it. Pages read `.model` (None until the first is
+    ready); nothing here touches Streamlit.
+    """
+
+    def __init__(self, digits: Digits):
+        self.digits = digits
+        self.model = None  # the best model so far; replaced, never changed in place
+        self.stage: str | None = None  # "first", then "default"
+        self.test_accuracy: float | None = None
+        self.error: str | None = None
+        self.started_at: float | None = None
+        self.ready_s: dict[str, float] = {}  # stage -> seconds from start to that model
+        self._thread = None
+        self._done = None
+
+    def start(self) -> ServerDefault:
+        import threading
+
+        if self._thread is None:
+            self._done = threading.Event()
+            self.started_at = time.perf_counter()
+            self._thread = threading.Thread(target=self._run, daemon=True, name="digitlab-default")
+            self._thread.start()
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self.stage == "default" or self.error is not None
+
+    def describe(self) -> str:
+        if self.stage == "first":
+            return "a first pass of the tutorial's network (1 epoch); its full version follows"
+        return f"the tutorial's network, {default_train_config(len(self.digits.x_train)).epochs} augmented epochs"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the default model (not the first pass) is ready or failed."""
+        return self._done.wait(timeout) if self._done is not None else False
+
+    def _publish(self, result, stage: str) -> None:
+        self.test_accuracy = result.test_accuracy
+        self.model = result.model
+        self.stage = stage
+        self.ready_s[stage] = time.perf_counter() - self.started_at
+
+    def _run(self) -> None:
+        from digitlab.training import train
+
+        try:
+            if not default_model_path(self.digits).is_file():
+                first = train(self.digits, model_config=DEFAULT_MODEL, train_config=FIRST_PASS)
+                self._publish(first, "first")
+            self._publish(default_model(self.digits), "default")
+        except Exception as e:  # a page shows it; the server goes on without a default model
+            self.error = f"The default model could not be made: {type(e).__name__}: {e}"[:300]
+        finally:
+            self._done.set()
