@@ -19,6 +19,7 @@ import json
 import time
 
 import _common  # noqa: F401  (sys.path, quiet TensorFlow)
+import numpy as np
 from _common import ROOT_DIR, full_mnist, machine, newcomer_drawings
 
 from digitlab.augment import AugmentConfig
@@ -96,6 +97,13 @@ def trained(name: str, digits):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--ensembles",
+        nargs="*",
+        default=[],
+        metavar="A+B",
+        help="also score the mean of these cached variants' probabilities, e.g. mlp_aug10+cnn_aug3",
+    )
     args = ap.parse_args(argv)
 
     from digitlab.models import predict_proba
@@ -104,9 +112,25 @@ def main(argv=None) -> None:
     digits = full_mnist()
     x_new, y_new = newcomer_drawings()
     rows, per_digit, out = [], [], {}
-    for name in args.variants:
-        model, meta = trained(name, digits)
-        pred = predict_proba(model, x_new).argmax(1)
+
+    def probs(model, x):
+        return np.concatenate(
+            [predict_proba(model, x[i : i + 1000]) for i in range(0, len(x), 1000)]
+        )
+
+    for name in args.variants + args.ensembles:
+        if "+" in name:  # an ensemble: the mean of its members' probabilities
+            members = [trained(m, digits) for m in name.split("+")]
+            p_test = np.mean([probs(m, digits.x_test / 255.0) for m, _ in members], axis=0)
+            meta = {
+                "test_accuracy": float((p_test.argmax(1) == digits.y_test).mean()),
+                "seconds": sum(mm["seconds"] for _, mm in members),
+            }
+            pred = np.mean([probs(m, x_new) for m, _ in members], axis=0).argmax(1)
+            VARIANTS[name] = (f"ensemble: {' + '.join(VARIANTS[m][0] for m in name.split('+'))}",)
+        else:
+            model, meta = trained(name, digits)
+            pred = probs(model, x_new).argmax(1)
         acc = float((pred == y_new).mean())
         digit_acc = [float((pred[y_new == d] == d).mean()) for d in range(10)]
         out[name] = {**meta, "newcomers": acc, "per_digit": digit_acc}

@@ -48,52 +48,50 @@ def teach_work(digits, images, labels, base: state.CurrentModel | None):
 
 
 def render(digits, *, key: str) -> None:
-    """The panel; `key` keeps its widgets apart on each page."""
+    """The panel, a fragment of its own (timed while its job runs); `key` keeps its widgets
+    apart on each page. Drawings are counted when the button is pressed: a save reruns only the
+    drawing part of the Draw page, not this panel."""
+    job = st.session_state.get("teach_job")
+    timed = job is not None and not job.progress.finished
+    st.fragment(_panel, run_every=1.0 if timed else None)(digits, key, timed)
+
+
+def _panel(digits, key: str, timed: bool) -> None:
+    ss = st.session_state
+    job = ss.get("teach_job")
+    base = state.reading_model()
     with st.container(border=True):
         st.subheader("Teach it your handwriting")
-        images, labels = my_drawings()
-        base = state.reading_model()
         st.caption(
             f"Fine-tunes a copy of {base.name if base else 'a new tutorial network'} on MNIST "
-            f"and your {len(labels)} saved drawings, which make up a quarter of what it sees, so "
-            f"that it does not forget MNIST. {APP_MIX.rule()}"
+            "and your saved drawings, which make up a quarter of what it sees, so that it does "
+            f"not forget MNIST. {APP_MIX.rule()}"
         )
-        _panel(digits, images, labels, base, key)
-
-
-@st.fragment(run_every=1.0)
-def _live(key: str) -> None:
-    job = st.session_state["teach_job"]
-    jobpanel.heartbeat()
-    jobpanel.show_progress(job, stop_key=f"{key}_stop")
-    if job.progress.finished:
-        st.rerun()
-
-
-def _panel(digits, images, labels, base, key: str) -> None:
-    job = st.session_state.get("teach_job")
-    if job is not None and not job.progress.finished:
-        _live(key)
-        return
-    if job is not None:
-        jobpanel.show_outcome(job)
-        result = job.progress.result
-        if result is not None:
-            st.markdown(
-                f"Taught on {result.n_trained_on} drawings in {result.seconds:.0f} s"
-                f"{' (stopped early)' if result.stopped else ''}; it is now your current model."
+        if job is not None and not job.progress.finished:
+            jobpanel.heartbeat()
+            jobpanel.show_progress(job, stop_key=f"{key}_stop")
+            return
+        if timed:  # it has just finished: the whole page, so the sidebar shows the new model
+            st.rerun()
+        if job is not None:
+            jobpanel.show_outcome(job)
+            result = job.progress.result
+            if result is not None:
+                st.markdown(
+                    f"Taught on {result.n_trained_on} of {result.n_drawings} drawings in "
+                    f"{result.seconds:.0f} s{' (stopped early)' if result.stopped else ''}; "
+                    "it is now your current model."
+                )
+                st.dataframe(before_after_rows(result), hide_index=True, key=f"{key}_table")
+        if st.button("Teach it your handwriting", key=f"{key}_start"):
+            images, labels = my_drawings()
+            if len(labels) < 2:
+                st.warning("Save at least two labelled drawings first.")
+                return
+            jobpanel.submit(
+                "teach_job",
+                teach_work(digits, images, labels, base),
+                kind="teach",
+                label=f"teaching {len(labels)} drawings",
             )
-            st.dataframe(before_after_rows(result), hide_index=True, key=f"{key}_table")
-    if st.button(
-        "Teach it your handwriting",
-        key=f"{key}_start",
-        disabled=len(labels) < 2,
-        help="Save at least two labelled drawings first." if len(labels) < 2 else None,
-    ):
-        jobpanel.submit(
-            "teach_job",
-            teach_work(digits, images, labels, base),
-            kind="teach",
-            label=f"teaching {len(labels)} drawings",
-        )
-        st.rerun()
+            st.rerun()
