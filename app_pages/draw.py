@@ -10,7 +10,7 @@ from digitlab.ui import jobpanel, state, teachpanel
 digits = state.digits()
 ss = st.session_state
 QUICK_MODEL = ModelConfig()  # the tutorial's network
-QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~40,000 digits seen
+QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~300,000 digits seen
 
 st.title("Draw a digit")
 

@@ -27,12 +27,20 @@ from digitlab.models import ModelConfig
 from digitlab.training import TrainConfig, quick_config
 
 CACHE = ROOT_DIR / "artifacts" / "default_models"
-QUICK = quick_config(60_000)
+assert quick_config(60_000) == TrainConfig(epochs=5, augment=True)  # mlp_aug5 below
 
 # name: (what, ModelConfig, TrainConfig)
 VARIANTS = {
-    "quick": ("Quick-train today: MLP, augment, 2 epochs", ModelConfig(), QUICK),
-    "mlp_aug5": ("MLP, augment, 5 epochs", ModelConfig(), TrainConfig(epochs=5, augment=True)),
+    "quick": (
+        "Quick-train before: MLP, augment, 2 epochs",
+        ModelConfig(),
+        TrainConfig(epochs=2, augment=True),
+    ),
+    "mlp_aug5": (
+        "MLP, augment, 5 epochs (Quick-train now)",
+        ModelConfig(),
+        TrainConfig(epochs=5, augment=True),
+    ),
     "mlp_shear5": (
         "MLP, augment + slant 0.3, 5 epochs",
         ModelConfig(),

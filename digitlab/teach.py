@@ -392,7 +392,7 @@ FIRST_PASS = TrainConfig(epochs=1, validation_fraction=0.0, seed=0)  # plain: ab
 
 
 def default_train_config(n_train: int) -> TrainConfig:
-    """The default model's training: Quick-train's (augmented, ~40,000 digits seen), all digits."""
+    """The default model's training: Quick-train's (augmented, ~300,000 digits seen), all digits."""
     from digitlab.training import quick_config
 
     return dataclasses.replace(quick_config(n_train), validation_fraction=0.0)
