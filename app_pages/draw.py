@@ -34,8 +34,11 @@ server = state.server_default()  # the server's default model: made once, in the
 
 @st.fragment(run_every=0.5)
 def default_progress() -> None:
+    """One element while waiting, as many as the caption that replaces it: the canvas below
+    keeps its place in the page (a shifted canvas is built anew, and loses its strokes)."""
     if server.model is not None or server.error is not None:
         st.rerun()
+    st.info("Getting the server's default model ready (a few seconds) ...")
 
 
 @st.fragment(run_every=1.0)
@@ -61,7 +64,6 @@ if cm is None:
                 "or train the tutorial's network here."
             )
         elif server.error is None:
-            st.info("Getting the server's default model ready (a few seconds) ...")
             default_progress()
         else:
             st.info(
