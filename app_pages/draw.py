@@ -7,12 +7,12 @@ import streamlit as st
 from digitlab import charts, explain, explore, preprocess, store, work
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
-from digitlab.ui import jobpanel, state
+from digitlab.ui import jobpanel, state, teachpanel
 
 digits = state.digits()
 ss = st.session_state
 QUICK_MODEL = ModelConfig()  # the tutorial's network
-QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~40,000 digits seen
+QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~300,000 digits seen
 
 st.title("Draw a digit")
 
@@ -31,6 +31,16 @@ if state.current() is None and not ss.get("draw_autoload_tried"):
 
 cm = state.current()
 quick = ss["quick_job"]
+server = state.server_default()  # the server's default model: made once, in the background
+
+
+@st.fragment(run_every=0.5)
+def default_progress() -> None:
+    """One element while waiting, as many as the caption that replaces it: the canvas below
+    keeps its place in the page (a shifted canvas is built anew, and loses its strokes)."""
+    if server.model is not None or server.error is not None:
+        st.rerun()
+    st.info("Getting the server's default model ready (a few seconds) ...")
 
 
 @st.fragment(run_every=1.0)
@@ -48,10 +58,19 @@ if cm is None:
     else:
         if quick is not None:
             jobpanel.show_outcome(quick)
-        st.info(
-            "There is no model yet to read your digits. Train one on the Train page, load one "
-            "there, or train the tutorial's network here in a few seconds."
-        )
+        if server.model is not None:
+            st.caption(
+                f"Reading with the server's default model: {server.describe()} (MNIST test "
+                f"{server.test_accuracy:.1%}). Train your own on the Train page, load one there, "
+                "or train the tutorial's network here."
+            )
+        elif server.error is None:
+            default_progress()
+        else:
+            st.info(
+                "There is no model yet to read your digits. Train one on the Train page, load "
+                "one there, or train the tutorial's network here in a few seconds."
+            )
         if st.button(
             f"Quick-train the tutorial's network ({QUICK_TRAIN.epochs} epochs, augmented)",
             type="primary",
@@ -91,7 +110,7 @@ def clear_canvas() -> None:
 @st.fragment
 def drawing() -> None:
     """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
-    cm = state.current()
+    cm = state.reading_model()  # this session's model, else the server's default one
     left, mid, right = st.columns([5, 4, 4])
     with left:
         from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
@@ -261,3 +280,4 @@ def why(model, reading) -> None:
 
 st.html(LAYOUT_CSS)  # once per page run: a stroke reruns only the fragment, the style stays
 drawing()
+teachpanel.render(digits, key="draw_teach")

@@ -5,7 +5,7 @@ import streamlit as st
 from digitlab import charts, explore, work
 from digitlab.models import ARCHITECTURES, OPTIMIZERS, ModelConfig, ModelError
 from digitlab.training import TrainConfig, TrainingError
-from digitlab.ui import jobpanel, models_panel, state
+from digitlab.ui import jobpanel, models_panel, state, teachpanel
 
 digits = state.digits()
 ss = st.session_state
@@ -159,3 +159,5 @@ st.subheader("Model")
 models_panel.save_and_download()
 with st.expander("Load a saved or uploaded model", expanded=state.current() is None):
     models_panel.load()
+
+teachpanel.render(digits, key="train_teach")

@@ -169,3 +169,53 @@ def chromium_pids() -> list[int]:
             except OSError:
                 continue
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Pen-stroke writers drawn on the canvas (bench/default_model.py, bench/room_curve.py)
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+ROOM_WRITERS = range(1, 16)  # pendigits writers 1-15: "the room"; 16-30: "newcomers"
+
+
+def pen_drawings(width: int = 18):
+    """Every pendigits training digit (7,494) drawn on the 280x280 canvas as bench/drawn_digits.py
+    draws them (its plan, seed 0: height, place, canvas convention) at one stroke width, read
+    through canvas_to_mnist: (x (n, 28, 28) float32, labels (n,), writers (n,)). Cached under
+    artifacts/ (a minute of rendering on 2 cores)."""
+    cache = ROOT_DIR / "artifacts" / f"pen_drawings_w{width}.npz"
+    if cache.is_file():
+        with np.load(cache) as f:
+            return f["x"], f["y"], f["writer"]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from drawn_digits import _work, drawing_plan
+
+    from digitlab.pendigits import load_strokes
+
+    strokes = load_strokes()
+    plan = drawing_plan(len(strokes), 0, 0)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawn) as pool:
+        both = np.stack(list(pool.map(_work, [(p, width, True) for p in plan], chunksize=64)))
+    x = both[:, 1]  # (n, 28, 28) float32: canvas_to_mnist's
+    y = np.array([strokes[p["i"]]["label"] for p in plan], dtype="int64")
+    writer = np.array([strokes[p["i"]]["writer"] for p in plan], dtype="int64")
+    cache.parent.mkdir(exist_ok=True)
+    np.savez_compressed(cache, x=x, y=y, writer=writer)
+    return x, y, writer
+
+
+def newcomer_drawings(width: int = 18):
+    """(x, labels) of the writers outside ROOM_WRITERS (pendigits writers 16-30: 3,745)."""
+    x, y, writer = pen_drawings(width)
+    new = ~np.isin(writer, list(ROOM_WRITERS))
+    return x[new], y[new]
+
+
+def room_drawings(width: int = 18):
+    """(x, labels) of the ROOM_WRITERS' drawings (pendigits writers 1-15: 3,749), in plan order."""
+    x, y, writer = pen_drawings(width)
+    room = np.isin(writer, list(ROOM_WRITERS))
+    return x[room], y[room]

@@ -143,6 +143,8 @@ def cmd_train(args) -> int:
         seed=args.seed,
         augment=args.augment,
     )
+    if args.drawings or args.from_model:
+        return train_with_drawings(args, model_config, train_config)
     digits = get_digits(args)
     say(f"Training {model_config.describe()} for {args.epochs} epochs ...")
     result = run_training(digits, model_config, train_config)
@@ -157,6 +159,68 @@ def cmd_train(args) -> int:
         say(f"Saved the model to {path}")
     if args.json:
         emit_json(result.summary())
+    return 0
+
+
+def train_with_drawings(args, model_config, train_config) -> int:
+    """`train --drawings DIR [--from-model PATH]`: MNIST plus labelled canvas drawings
+    (digitlab.teach), every 5th drawing held out and scored before and after."""
+    from digitlab.models import load_model_file
+    from digitlab.teach import TeachConfig, before_after_rows, read_drawing_folder, teach
+
+    teach_config = TeachConfig(mnist_digits=0, drawing_share=args.drawing_share)
+    folder = None
+    if args.drawings:
+        folder = read_drawing_folder(args.drawings)
+        for line in folder.skipped:
+            say(line)
+        say(
+            f"Drawings: {len(folder.labels)} read from {args.drawings}, "
+            f"{len(folder.skipped)} left out"
+        )
+        if not len(folder.labels):
+            raise CliError(f"{args.drawings}: no drawing could be read (see the lines above).")
+    else:
+        raise CliError("--from-model needs --drawings DIR: the drawings to teach it.")
+    base = load_model_file(args.from_model) if args.from_model else None
+    digits = get_digits(args)
+    say(
+        f"{'Teaching ' + args.from_model if base is not None else 'Training ' + model_config.describe()}"
+        f" for {args.epochs} epochs on MNIST and {len(folder.labels)} drawings "
+        f"({teach_config.drawing_share:.0%} of the examples). {teach_config.rule()}"
+    )
+    result = teach(
+        digits,
+        folder.images,
+        folder.labels,
+        model=base,
+        model_config=model_config,
+        train_config=train_config,
+        teach_config=teach_config,
+        on_event=EpochPrinter(),
+    )
+    for row in before_after_rows(result):
+        before = "-" if row["before"] is None else f"{row['before']:.1f}"
+        after = "-" if row["after"] is None else f"{row['after']:.1f}"
+        say(f"  {row['score']}: before {before}, after {after}")
+    say(f"Test accuracy {result.after.mnist:.4f}  ({result.seconds:.1f} s)")
+    if args.save:
+        from digitlab.models import save_model_file
+
+        say(f"Saved the model to {save_model_file(result.model, args.save)}")
+    if args.json:
+        emit_json(
+            {
+                **result.summary(),
+                "test_accuracy": result.after.mnist,
+                "drawings": {
+                    "folder": args.drawings,
+                    "read": len(folder.labels),
+                    "left_out": len(folder.skipped),
+                    "left_out_lines": folder.skipped,
+                },
+            }
+        )
     return 0
 
 
@@ -237,23 +301,12 @@ def fold_report(result) -> str:
 
 def read_image(path: str) -> np.ndarray:
     """An image file -> (H, W, 4) uint8 RGBA with light ink, as the canvas gives it."""
-    from PIL import Image, UnidentifiedImageError
+    from digitlab.preprocess import PreprocessError, read_image_file
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
-            rgba = np.asarray(im.convert("RGBA"))
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such image file.") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise CliError(f"{path}: not a readable image ({e}).") from None
-    if not has_alpha or rgba[..., 3].min() == 255:
-        lum = rgba[..., :3].mean(axis=2)
-        if lum.mean() > 127:  # dark ink on light paper: make it light ink on black, like MNIST
-            rgba = rgba.copy()
-            rgba[..., :3] = 255 - rgba[..., :3]
-    return rgba
+        return read_image_file(path)
+    except PreprocessError as e:
+        raise CliError(str(e)) from None
 
 
 def cmd_predict(args) -> int:
@@ -437,6 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", type=float, default=0.1, help="fraction of train held out")
     p.add_argument("--augment", action="store_true", help="shifts, rotations, scale, stroke width")
     p.add_argument("--save", metavar="PATH", help="write the trained model as a .keras file")
+    p.add_argument(
+        "--drawings",
+        metavar="DIR",
+        help="add labelled canvas drawings: image files in DIR/0/ ... DIR/9/ (every 5th held out)",
+    )
+    p.add_argument(
+        "--from-model", metavar="PATH", help="with --drawings: teach this .keras model instead"
+    )
+    p.add_argument(
+        "--drawing-share",
+        type=float,
+        default=0.25,
+        help="with --drawings: the drawings' share of each epoch's examples (default 0.25)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 

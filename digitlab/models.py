@@ -120,7 +120,14 @@ def _build_model(config: ModelConfig, *, seed: int | None = None):
             layers.Dropout(config.dropout or 0.5),
             layers.Dense(10, activation="softmax"),
         ]
-    model = keras.Sequential(stack, name=config.arch)
+    return compile_model(keras.Sequential(stack, name=config.arch), config)
+
+
+def compile_model(model, config: ModelConfig = ModelConfig()):
+    """Compile a model with config's optimizer, learning rate and speed settings (a new
+    optimizer: no state from an earlier fit); returns the model."""
+    import keras
+
     optimizer = keras.optimizers.get(config.optimizer)
     if config.learning_rate is not None:
         optimizer.learning_rate = config.learning_rate
@@ -202,6 +209,24 @@ def model_bytes(model) -> bytes:
         with keras_lock:
             model.save(path)
         return path.read_bytes()
+
+
+def from_bytes(data: bytes):
+    """A model from a .keras file's bytes (models.model_bytes), loaded and checked as a file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.keras"
+        path.write_bytes(data)
+        return load_model_file(path)
+
+
+def with_weights(data: bytes, weights: list):
+    """The model in these .keras bytes, with these weights (a copy trained elsewhere)."""
+    model = from_bytes(data)
+    with keras_lock:
+        model.set_weights(weights)
+    return model
 
 
 def model_summary(model) -> str:

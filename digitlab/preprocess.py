@@ -212,6 +212,30 @@ def read_canvas(
     return (out / peak if peak > 0 else out), None
 
 
+def read_image_file(path) -> np.ndarray:
+    """An image file -> (H, W, 4) uint8 RGBA as the canvas gives it: strokes on a transparent
+    background stay so; an opaque image with light ink on dark stays so; dark ink on light paper
+    (mean luminance over half) is inverted to light ink on dark. PreprocessError (one sentence
+    naming the file) when it is missing or not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            has_alpha = im.mode in ("RGBA", "LA") or "transparency" in im.info
+            rgba = np.asarray(im.convert("RGBA"))
+    except FileNotFoundError:
+        raise PreprocessError(f"{path}: no such image file.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise PreprocessError(f"{path}: not a readable image ({e}).") from None
+    if not has_alpha or rgba[..., 3].min() == 255:
+        lum = rgba[..., :3].mean(axis=2)
+        if lum.mean() > 127:  # dark ink on light paper: make it light ink on black, like MNIST
+            rgba = rgba.copy()
+            rgba[..., :3] = 255 - rgba[..., :3]
+    return rgba
+
+
 def naive_resize(rgba: np.ndarray) -> np.ndarray:
     """The baseline: the whole canvas's ink squashed to (28, 28) float32 in [0, 1], no recipe."""
     from PIL import Image

@@ -175,3 +175,62 @@ def save_cv_pair(fresh, reused, *, learner: str | None = None) -> dict[str, str]
             fresh.meta["pair"] = names["reused"]
         names["fresh"] = store.save_cv(fresh.to_dict(), learner=learner)
     return names
+
+
+def teach_work(
+    digits: Digits,
+    images,
+    labels,
+    *,
+    base_model=None,
+    model_config,
+    train_config,
+    teach_config,
+    on_engine: bool = True,
+) -> Work:
+    """Teaching (teach.teach) as a job: MNIST mixed with a learner's drawings, before and after.
+
+    On the engine the base model travels as its .keras bytes (any architecture a learner
+    uploaded), the taught weights come back, and the model is rebuilt here under models' lock."""
+    from digitlab.teach import teach
+
+    def work(on_event, stop):
+        if not on_engine:
+            return teach(
+                digits, images, labels, model=base_model, model_config=model_config,
+                train_config=train_config, teach_config=teach_config, on_event=on_event,
+                stop=stop,
+            )  # fmt: skip
+        base = models.model_bytes(base_model) if base_model is not None else None
+        arrays = [engine.put(getattr(digits, k)) for k in PARTS]
+        rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
+        result, weights = engine.run(
+            teach_remote, *arrays, rest, images, labels, base, model_config, train_config,
+            teach_config, on_event=on_event, stop=stop,
+        )  # fmt: skip
+        result.model = (
+            models.from_weights(model_config, weights)
+            if base is None
+            else models.with_weights(base, weights)
+        )
+        return result
+
+    return work
+
+
+def teach_remote(
+    x_train, y_train, x_test, y_test, rest: Digits, images, labels, base: bytes | None,
+    model_config, train_config, teach_config, *, on_event, stop,
+):  # fmt: skip
+    """teach() as an engine task runs it: the TeachResult without its model, and the weights."""
+    from digitlab.teach import teach
+
+    digits = replace(rest, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    model = models.from_bytes(base) if base is not None else None
+    result = teach(
+        digits, images, labels, model=model, model_config=model_config,
+        train_config=train_config, teach_config=teach_config, on_event=on_event, stop=stop,
+    )  # fmt: skip
+    weights = result.model.get_weights()
+    result.model = None
+    return result, weights

@@ -99,3 +99,27 @@ def test_train_with_augment_fits_a_real_small_model():
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="28, 28"):
         augmented_dataset(np.zeros((4, 784)), np.zeros((4, 10)), batch_size=2, seed=0)
+
+
+def test_slant_elastic_and_reink_options():
+    """Each newer option changes digits in its own way, seeded, and leaves the defaults alone."""
+    from digitlab.augment import AugmentConfig
+    from digitlab.data import load_mnist, normalise
+
+    x = normalise(load_mnist(download=False).x_test[:64])
+    seed = np.array([3, 4], dtype="int64")
+    still = dict(max_rotation=0, min_zoom=1, max_zoom=1, max_shift=0, min_stroke=0, max_stroke=0)
+    same = augment_batch(x, seed, config=AugmentConfig(**still)).numpy()
+    np.testing.assert_allclose(same, x, atol=1e-5)  # nothing asked, nothing changed
+    for option in (dict(max_shear=0.3), dict(elastic=1.5), dict(reink=1.0)):
+        cfg = AugmentConfig(**still, **option)
+        out = augment_batch(x, seed, config=cfg).numpy()
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+        assert np.array_equal(out, augment_batch(x, seed, config=cfg).numpy()), option
+        moved = np.abs(out - x).mean(axis=(1, 2)) > 0.005
+        assert moved.mean() > 0.9, option
+        corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(out, x, strict=True)]
+        assert np.median(corr) > 0.6, option  # the same digit, changed a little
+    reinked = augment_batch(x, seed, config=AugmentConfig(**still, reink=1.0)).numpy()
+    grey = ((reinked > 0.05) & (reinked < 0.95)).sum() / (reinked > 0.05).sum()
+    assert grey < ((x > 0.05) & (x < 0.95)).sum() / (x > 0.05).sum()  # solid strokes, thin edges

@@ -64,7 +64,7 @@ def show_outcome(job: jobs.Job) -> None:
 def absorb_finished() -> bool:
     """A finished training run's model becomes this session's current model (once per job)."""
     changed = False
-    for key in ("train_job", "quick_job"):
+    for key in ("train_job", "quick_job", "teach_job"):
         job = st.session_state.get(key)
         if job is None or not job.progress.finished or job.id in st.session_state["absorbed_jobs"]:
             continue
@@ -89,7 +89,8 @@ def absorb_finished() -> bool:
             ).name
         state.set_current(
             result.model,
-            name=saved or f"{result.model_config.arch}-run-{job.id}",
+            name=saved
+            or f"{result.model_config.arch}-{'taught' if key == 'teach_job' else 'run'}-{job.id}",
             description=result.model_config.describe(),
             test_accuracy=result.test_accuracy,
             origin="trained here",

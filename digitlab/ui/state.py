@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "train_job": None,  # digitlab.jobs.Job of the last training run
     "cv_job": None,  # Job of the last cross-validation
     "quick_job": None,  # Job of the Draw page's quick training
+    "teach_job": None,  # Job teaching a model the learner's drawings (digitlab.teach)
     "absorbed_jobs": (),  # ids of finished jobs whose model became the current model
     "cv_view": None,  # {"fresh": CVResult, "reused": CVResult | None} on show
     "sample_seed": 0,  # Data page: which random sample
@@ -89,6 +90,39 @@ class CurrentModel:
 
 def current() -> CurrentModel | None:
     return st.session_state.get("current_model")
+
+
+@st.cache_resource(show_spinner=False)
+def _server_default(source: str, n_train: int):
+    from digitlab.teach import ServerDefault
+
+    return ServerDefault(digits()).start()
+
+
+def server_default():
+    """The server's default model (teach.ServerDefault): one per server and dataset, started in
+    a background thread by the first call (the first visit to the Draw page)."""
+    d = digits()
+    return _server_default(d.source, len(d.x_train))
+
+
+def reading_model() -> CurrentModel | None:
+    """The model that reads drawings: this session's current model, else the server's default
+    one once it is ready, else None."""
+    cm = current()
+    if cm is not None:
+        return cm
+    server = server_default()
+    model = server.model
+    if model is None:
+        return None
+    return CurrentModel(
+        model=model,
+        name="the server's default model",
+        description=server.describe(),
+        test_accuracy=server.test_accuracy,
+        origin="server default",
+    )
 
 
 def set_current(model, **info) -> CurrentModel:

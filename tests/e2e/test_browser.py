@@ -134,3 +134,25 @@ def test_two_fold_cross_validation(page, server, shots):
     page.get_by_role("button", name="Start cross-validation").click()
     page.locator(".js-plotly-plot .boxlayer .trace").first.wait_for(timeout=LONG)
     check_clean(page, server, shots, "06-evaluate")
+
+
+def test_teach_it_your_handwriting(page, server, shots):
+    """Five drawings saved with the mouse, the model taught on them, before and after shown."""
+    page.get_by_role("button", name=re.compile(r"Save this drawing as")).click()  # the 0 above
+    page.get_by_text(re.compile(r"of your 2 saved drawings")).wait_for()
+    for n, stroke in enumerate([ONE, ZERO, ONE], start=3):
+        page.get_by_role("button", name="Reset canvas & history").click()
+        page.get_by_text("Nothing drawn yet.").wait_for()
+        draw(page, stroke)
+        save = page.get_by_role("button", name=re.compile(r"Save this drawing as"))
+        page.locator("div[style*='7rem']").first.wait_for()
+        save.click()
+        page.get_by_text(re.compile(rf"of your {n} saved drawings")).wait_for()
+    page.get_by_role("button", name="Teach it your handwriting").click()
+    page.get_by_text("Taught on 4 of 5 drawings", exact=False).wait_for(timeout=LONG)
+    table = page.locator('[data-testid="stDataFrame"]').last
+    table.wait_for()
+    check_clean(page, server, shots, "07-teach")
+    assert "it is now your current model" in page.locator("body").inner_text()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text(re.compile(r"taught")).count() >= 1

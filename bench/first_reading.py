@@ -1,0 +1,121 @@
+"""Ready to draw at once: `streamlit run` on a fresh server to the first drawing read in Chromium.
+
+Each round starts a server with an empty DIGITLAB_HOME (no saved model, no default model kept
+from an earlier start), opens the Draw page by its URL in Chromium (already running), draws a 1
+with the mouse as soon as the canvas is there, and waits for the page's big answer digit. Times
+from launching the server: listening, the Draw page's canvas, the first reading. Then the same
+server restarted on the same DIGITLAB_HOME (the default model kept there): the first reading
+again.
+
+    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/first_reading.py [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import machine
+from startup import wait_listening
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402 - the e2e suite's harness
+from test_browser import ONE, draw  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_S = 5.0
+
+
+def one_round(browser, home: Path) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    cmd = [
+        str(ROOT / ".venv/bin/streamlit"),
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    env = {**os.environ, "DIGITLAB_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t0 = time.perf_counter()
+    server = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(url, deadline=t0 + 120)
+        listen_s = time.perf_counter() - t0
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(url + "draw", wait_until="domcontentloaded", timeout=60_000)
+        page.locator("canvas.upper-canvas").first.wait_for(timeout=120_000)
+        canvas_s = time.perf_counter() - t0
+        draw(page, ONE)
+        page.locator("div[style*='7rem']").first.wait_for(timeout=180_000)
+        read_s = time.perf_counter() - t0
+        shown = page.locator("div[style*='7rem']").first.inner_text().strip()
+        page.screenshot(path=ROOT / "artifacts" / "first_reading.png", full_page=True)
+        context.close()
+        # the default model proper (after the first pass) is kept for the next start
+        while not list((home / "default").glob("*.json")) and time.perf_counter() - t0 < 900:
+            time.sleep(0.5)
+        kept_s = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {
+        "listen_s": listen_s,
+        "canvas_s": canvas_s,
+        "read_s": read_s,
+        "after_canvas_s": read_s - canvas_s,
+        "shown": shown,
+        "kept_s": kept_s,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    print(machine(tensorflow=False), flush=True)
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for r in range(args.rounds):
+            home = ROOT / "artifacts" / f"first-reading-home-{r}"
+            shutil.rmtree(home, ignore_errors=True)
+            for start in ("fresh", "restart"):
+                load = os.getloadavg()[0]
+                row = {"round": r + 1, "start": start, "load": load, **one_round(browser, home)}
+                rows.append(row)
+                print(
+                    f"round {r + 1} {start:7}: listening {row['listen_s']:.1f} s, Draw canvas "
+                    f"{row['canvas_s']:.1f} s, first reading {row['read_s']:.1f} s "
+                    f"({row['after_canvas_s']:.1f} s after the canvas; read {row['shown']!r}); default "
+                    f"model kept at {row['kept_s']:.0f} s; "
+                    f"load {load:.1f}",
+                    flush=True,
+                )
+        browser.close()
+    fresh = sorted(r["read_s"] for r in rows if r["start"] == "fresh")
+    print(
+        f"fresh server, `streamlit run` to the first reading: median {fresh[len(fresh) // 2]:.1f} s "
+        f"(target {TARGET_S:.0f} s from the first visit)"
+    )
+
+
+if __name__ == "__main__":
+    main()
