@@ -22,7 +22,7 @@ def full_mnist():
 
     path = os.environ.get("DIGITLAB_MNIST")
     if not path:
-        sys.exit("Set DIGITLAB_MNIST to the full mnist.npz (e.g. /work/shared/data/mnist.npz).")
+        sys.exit("Set DIGITLAB_MNIST to the full mnist.npz (e.g. ../shared/data/mnist.npz).")
     digits = load_mnist(path)
     if digits.kind != "full":
         sys.exit(f"{path} is not the full 60,000/10,000 MNIST; the targets are stated for it.")

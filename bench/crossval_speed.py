@@ -6,7 +6,7 @@ embedded Ray, workers warmed as the app warms them),
 interleaved (serial, parallel, serial, ...). Prints one table and a summary line: the speed-up,
 the fold accuracies of both, and the events that reached the caller's on_event.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/crossval_speed.py [--rounds 1] [--epochs 5]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/crossval_speed.py [--rounds 1] [--epochs 5]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The default model, MNIST alone: which augmentation (or network) reads newcomers' drawings best.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz nice -n 10 .venv/bin/python bench/default_model.py
+    DIGITLAB_MNIST=../shared/data/mnist.npz nice -n 10 .venv/bin/python bench/default_model.py
 
 Each variant trains on the 60,000 MNIST training digits only (validation_fraction 0, seed 0)
 and is scored on the drawings of pendigits writers 16-30 (the "newcomers" of

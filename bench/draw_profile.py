@@ -6,7 +6,7 @@ every fragment run (a drawing or a clearing, told apart by the canvas value) rec
 time and the script thread's CPU time, and, with --profile, runs under cProfile. One protocol
 learner (bench/ws_learner.py) draws --digits digits on the Draw page, clearing after each.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/draw_profile.py --profile
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/draw_profile.py --profile
 
 Before/after a change, side by side: --roots A,B (two checkouts of the repository, e.g. a git
 worktree of the commit before) runs the same drawings on a server from each, in turn, --rounds

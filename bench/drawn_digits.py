@@ -1,7 +1,7 @@
 """Drawing benchmark: human pen strokes (UCI pendigits) drawn on a 280x280 canvas, read by networks
 trained on MNIST, through a naive resize of the whole canvas and through canvas_to_mnist.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/drawn_digits.py
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/drawn_digits.py
 
 Two models are also trained on pen strokes: they go on from the augmented MNIST models with
 drawings of pendigits writers 1-15 added to MNIST (4 renders of each digit, put through
@@ -245,7 +245,10 @@ def main(argv=None) -> None:
 
     from digitlab.data import load_mnist
 
-    digits = load_mnist(os.environ.get("DIGITLAB_MNIST") or "/work/shared/data/mnist.npz")
+    digits = load_mnist(
+        os.environ.get("DIGITLAB_MNIST")
+        or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz")
+    )
     models = {name: get_model(name, digits) for name in args.models}
 
     strokes = load_strokes()

@@ -9,7 +9,7 @@ and for the MLP the top units and their first-layer tiles, for the CNN its filte
 each, the plain answer (models.predict_proba) on the same digit, so the ratio holds on a busy
 machine. Prints a table and a summary line. Target: p95 <= 30 ms per drawing for both.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz nice -n 10 .venv/bin/python bench/explain_speed.py [--n 500]
+    DIGITLAB_MNIST=../shared/data/mnist.npz nice -n 10 .venv/bin/python bench/explain_speed.py [--n 500]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from launching the server: listening, the Draw page's canvas, the first reading.
 server restarted on the same DIGITLAB_HOME (the default model kept there): the first reading
 again.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/first_reading.py [--rounds 2]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/first_reading.py [--rounds 2]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ server process and its children (/proc VmRSS), the peak of 1-second samples. CPU
 machine was, and the cores used over the measurement by the server (with its workers), by the
 browser and this harness (Playwright's driver and this script), and by Chromium alone.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/load_test.py [--write]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/load_test.py [--write]
 
 Without DIGITLAB_MNIST the offline 5,000-digit subset is used (training then may end early).
 --write puts the table into BENCHMARKS.md under "## Load (issue 7)".

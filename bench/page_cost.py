@@ -14,7 +14,7 @@ tutorial MLP), one Chromium, and
 
 "Browser" is every Chromium process, CPU time from /proc.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/page_cost.py
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/page_cost.py
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ it), time digitlab.preprocess.canvas_to_mnist + digitlab.models.predict_proba, f
 MLP and for the CNN, interleaved drawing by drawing. Prints one table and a summary line.
 model.predict is timed on a few drawings beside it, to show what the direct call saves.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/predict_latency.py [--n 1000]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/predict_latency.py [--n 1000]
 """
 
 from __future__ import annotations

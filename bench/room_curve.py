@@ -1,6 +1,6 @@
 """The room learning curve: newcomers' drawings read by models taught 0 to all of the room's.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz nice -n 10 .venv/bin/python bench/room_curve.py
+    DIGITLAB_MNIST=../shared/data/mnist.npz nice -n 10 .venv/bin/python bench/room_curve.py
 
 The pendigits writers are split by writer: writers 1-15 are "the room" (3,749 digits), writers
 16-30 "the newcomers" (3,745). Every digit is drawn once on the 280x280 canvas (stroke width 18,

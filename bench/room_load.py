@@ -23,7 +23,7 @@ process's scheduling), drawings answered per second, the server's CPU (the Strea
 and, apart, its training workers) and peak memory (/proc), the machine's load. Bounded: each
 phase lasts --seconds, the whole run --max-minutes; larger N are skipped when time runs out.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/room_load.py [--write]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/room_load.py [--write]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ running, so its own start is not counted). Then the resident memory of the serve
 children (/proc VmRSS) after one browser session, and after ten (ten browser contexts, each a
 Streamlit session; the dataset is held once through st.cache_resource).
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/startup.py [--rounds 3]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/startup.py [--rounds 3]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ to a tested model: model build, XLA compile, the epochs, and the test on the 10,
 (until round 4b it ended at the last epoch's end, which left out a stall after fit in DigitLab's
 runs: BENCHMARKS.md, round 5).
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/train_speed.py [--epochs 5] [--rounds 3]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/train_speed.py [--epochs 5] [--rounds 3]
 """
 
 from __future__ import annotations

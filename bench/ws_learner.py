@@ -25,7 +25,7 @@ release (that plus the canvas's 200 ms wait); the protocol learner's from its se
 digit's element arriving. The learner also replays Chromium's own PNG, to tell rendering
 differences from protocol differences.
 
-    DIGITLAB_MNIST=/work/shared/data/mnist.npz .venv/bin/python bench/ws_learner.py [--write]
+    DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/ws_learner.py [--write]
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ ADDRESS_ENV = "DIGITLAB_RAY_ADDRESS"  # host:port of a running cluster's head; u
 NICE = 19  # workers' scheduling priority on a shared machine: pages answering drawings come first
 POLL_S = 0.1  # how often a running job's events are fetched from the Hub
 FLUSH_S = 0.1  # how often a task sends its latest batch progress
+OWNER_NICE = 10  # the thread that starts Ray, and so Ray's own services (Linux: per thread)
 CONNECT_TIMEOUT_S = 3.0  # a cluster address that does not answer by then is reported, not waited on
 
 
@@ -163,6 +164,10 @@ def start_in_background(*, warm_up: bool = True) -> None:
         _error = None
 
         def own():
+            # This thread and the Ray services it starts run below the server's priority: a
+            # page served while Ray starts (about 4 s of CPU) does not wait for it.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OWNER_NICE)
             try:
                 _connect_here()
                 if warm_up:

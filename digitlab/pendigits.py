@@ -1,6 +1,6 @@
 """Pen trajectories (UCI pendigits) drawn the way a person's strokes land on the Draw canvas.
 
-The strokes file (see /work/shared/data/README.md) holds tablet coordinates 0..500 with y
+The strokes file (see ../shared/data/README.md beside the repository) holds tablet coordinates 0..500 with y
 pointing up; `render` flips y, fits the digit to a given height, and draws round-capped,
 round-jointed strokes with Pillow ImageDraw (a line per segment and a disc at every point),
 at 4x and then downsampled, anti-aliased as a browser canvas is. It returns the RGBA array that
@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_PATH = "/work/shared/data/pendigits/pendigits_train_strokes.json"
+# The shared data folder beside the repository (../shared/data), unless DIGITLAB_PENDIGITS says
+DEFAULT_PATH = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "pendigits"
+    / "pendigits_train_strokes.json"
+)
 CONVENTIONS = ("transparent", "black")  # black ink, no background colour / white ink on black
 SUPERSAMPLE = 4  # draw at 4x and downsample with a box filter: anti-aliased edges
 
