@@ -22,9 +22,8 @@ MUTED = "#9aa5b1"  # grey: the runners-up beside the answer
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 
 # A drawing's ten probabilities (rows from explore.probability_bars): the answer's bar green, the
-# others grey, the axis fixed at 0..1 so drawings compare. Per digit drawn and cleared, a plotly
-# chart here cost the browser 120-160 ms more, and st.bar_chart (built through Altair, which
-# validates its schema on every call) the server about 8 ms more (BENCHMARKS.md, Load).
+# others grey, the axis fixed at 0..1 so drawings compare. A plain Vega-Lite spec: the lightest
+# chart for the browser and the server on every stroke (BENCHMARKS.md, "Load").
 PROBABILITY_SPEC = {
     "mark": {"type": "bar"},
     "encoding": {

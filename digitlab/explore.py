@@ -116,7 +116,7 @@ class Reading:
 def read_drawing(model, rgba: np.ndarray | None) -> Reading:
     """Canvas RGBA (H, W, 4) uint8 -> the MNIST-style input and the model's probabilities.
 
-    Calls the model directly (predict_proba), never model.predict: ~1 ms instead of ~80 ms.
+    Calls the model directly (predict_proba), never model.predict (BENCHMARKS.md, "Prediction").
     """
     from digitlab.models import predict_proba
     from digitlab.preprocess import NOTHING_DRAWN, read_canvas

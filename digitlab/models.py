@@ -150,9 +150,9 @@ _compiled_lock = threading.Lock()
 def fresh_model(config: ModelConfig, seed: int | None):
     """A network in exactly the state build_model(config, seed=seed) gives, lent for one run.
 
-    A new build costs XLA compiles of its training and validation steps at its first use (about
-    1 s, a fifth of a 5-epoch fold). So the network an earlier run in this process trained (a
-    fold, or a spare worker's warm-up: training.prepare) is taken back and every one of its
+    A new build costs XLA compiles of its training and validation steps at its first use (a
+    good part of a short fold). So the network an earlier run in this process trained (a fold,
+    or the engine's warm-up of a worker: training.prepare) is taken back and every one of its
     variables set from a new build: weights, optimizer state (step count, accumulators) and
     random-generator states. Nothing it learnt remains (tests run folds and training both ways
     and get the same numbers, bit for bit); only its compiled steps are kept. One network per
@@ -313,9 +313,8 @@ def predict_proba(model, images: np.ndarray) -> np.ndarray:
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by a direct model call.
 
     The call goes through one XLA-compiled tf.function kept on the model (traced on its first
-    call for each input shape): about 1.5 ms for one digit to the MLP and 4 ms to the CNN,
-    where an eager model(x) costs 15 and 37 ms and model.predict builds a dataset each call
-    (~80 ms) (see BENCHMARKS.md, "Speed").
+    call for each input shape): a tenth of an eager model(x), and no dataset built per call as
+    model.predict does (BENCHMARKS.md, "Prediction").
     """
     out = _direct_call(model)(_model_input(model, images))
     return np.asarray(out, dtype="float32")
@@ -323,8 +322,8 @@ def predict_proba(model, images: np.ndarray) -> np.ndarray:
 
 def probabilities(model, images: np.ndarray, *, batch_size: int = 2000) -> np.ndarray:
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by plain (uncompiled) model calls
-    in chunks: for one pass over a test set, an XLA compile costs more than it saves (10,000
-    digits to the MLP: 0.35-0.45 s with model.evaluate's compile, 0.04 s without)."""
+    in chunks: for one pass over a test set, an XLA compile costs more than it saves
+    (BENCHMARKS.md, "Training")."""
     x = _model_input(model, images)
     chunks = [
         np.asarray(model(x[i : i + batch_size], training=False), dtype="float32")

@@ -162,8 +162,7 @@ def input_pipeline(
     """The tf.data batches model.fit reads: reshuffled every epoch, maybe augmented, stoppable.
 
     x: (n, 28, 28) uint8 pixels, scaled to [0, 1] batch by batch (the same float32 `/ 255` as
-    data.normalise, bit for bit, without a float copy of the whole set: 188 MB for MNIST, whose
-    allocation alone took 0.06-0.85 s), or float32 already in [0, 1]; y: (n, 10). Shuffling is
+    data.normalise, bit for bit, without a float copy of the whole set), or float32 already in [0, 1]; y: (n, 10). Shuffling is
     by index (the arrays are held once, batches gathered from them, as Keras's own array
     adapter does). With `stopped` (a boolean tf.Variable, from stop_variable) the stream ends
     at the first batch asked for after it turns True: Keras runs several steps per call
@@ -173,8 +172,8 @@ def input_pipeline(
     With `repeat` the stream goes on pass after pass (each pass reshuffled) and every batch is
     full: model.fit reads ceil(n / batch_size) batches an epoch (steps_per_epoch), so an epoch
     whose digits do not fill its last batch takes the rest from the next pass. Without it, one
-    pass whose last batch is short; that batch's new shape cost XLA a second compile of the
-    training step (0.3 s, a tenth of a 5-epoch run; BENCHMARKS.md, round 5).
+    pass whose last batch is short, whose new shape costs XLA a second compile of the training
+    step (BENCHMARKS.md, "Training").
     """
     import tensorflow as tf
 
@@ -207,7 +206,7 @@ def input_pipeline(
         # batches ahead of the training loop and read the stop early
         options.experimental_optimization.inject_prefetch = False
         # tf.data's autotuner thread, still at work when fit ends, held up deleting the
-        # iterator by 1.2-2.1 s in half of the runs; the pipeline's sizes are fixed above
+        # iterator for seconds (BENCHMARKS.md); the pipeline's sizes are fixed above
         options.autotune.enabled = False
         data = data.with_options(options)
     return data
@@ -252,7 +251,7 @@ def stop_variable(stop: StopFlag):
     """A boolean tf.Variable that turns True as soon as the flag is set, while the block runs.
 
     The input pipeline reads it as each batch is taken, inside TensorFlow (a Python check
-    there, tf.py_function, cost about 30% of an epoch). A StopEvent sets it in set() itself;
+    there, tf.py_function, slowed every epoch). A StopEvent sets it in set() itself;
     any other flag (a multiprocessing Event in a fold worker) is waited on by a thread, which
     wakes within about a millisecond, a fraction of a batch of 128.
     """
@@ -412,7 +411,7 @@ def prepare(
 ) -> None:
     """Compile a network for these settings before a run asks for one: a spare worker does this
     while it waits (digitlab.workers), and the run borrows the network with every variable set
-    anew (models.fresh_model), without the ~0.7 s of XLA compiles its first batches would cost.
+    anew (models.fresh_model), without the XLA compiles its first batches would cost.
 
     One short fit on random pixels, in the shapes a run on n_train digits has: batches of
     batch_size, steps_per_execution of them per call, validation in even_batch_size batches.
@@ -449,7 +448,7 @@ def even_batch_size(n: int, most: int = 2000) -> int:
     """The batch size that splits n items into the fewest batches of at most `most`, all of one
     size where n allows (10,000 -> 2,000; 12,000 -> 2,000; 6,000 -> 2,000; 400 -> 400).
 
-    An XLA-compiled model compiles its step once per batch shape (0.2-0.4 s each): a short
+    An XLA-compiled model compiles its step once per batch shape: a short
     last batch costs a second compile. Validation and testing use this size.
     """
     n = max(1, int(n))
