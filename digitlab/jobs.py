@@ -141,12 +141,21 @@ class Job:
     _ids = itertools.count(1)
 
     def __init__(
-        self, work: Work, *, kind: str, label: str, owner: str | None, heavy: bool, heartbeat_s
+        self,
+        work: Work,
+        *,
+        kind: str,
+        label: str,
+        owner: str | None,
+        heavy: bool,
+        heartbeat_s,
+        learner: str | None = None,
     ):
         self.id = next(self._ids)
         self.kind = kind  # "train", "cv", ...
         self.label = label  # for people: "training MLP 5 epochs"
         self.owner = owner  # session id, or None for headless use
+        self.learner = learner  # the learner's name (digitlab.store), or None for the room
         self.heavy = heavy
         self.heartbeat_timeout = heartbeat_s  # None: never reaped
         self.last_heartbeat = time.monotonic()
@@ -210,6 +219,7 @@ class JobManager:
         owner: str | None = None,
         heavy: bool = True,
         watched: bool = True,
+        learner: str | None = None,
     ) -> Job:
         """Start work in a thread now, or queue it behind max_jobs heavy jobs.
 
@@ -222,6 +232,7 @@ class JobManager:
             owner=owner,
             heavy=heavy,
             heartbeat_s=self.heartbeat_timeout if watched else None,
+            learner=learner,
         )
         with self._cond:
             self._forget_old()
@@ -427,13 +438,14 @@ def crossval_work(
     with_reused: bool = False,
     data_source: str = "",
     save: bool = True,
+    learner: str | None = None,
 ) -> Work:
     """k-fold with a fresh model per fold, then (with_reused) the tutorial's reused model.
 
     Events carry "variant" ("fresh" or "reused") besides "fold"; one "start" event covers both
     runs, so progress and ETA span the whole job. The result: {"fresh": CVResult, "reused":
-    CVResult | None, "names": stored names}; with save, both are kept in digitlab.store and the
-    fresh one names its reused partner in meta["pair"].
+    CVResult | None, "names": stored ids}; with save, both are kept in digitlab.store as the
+    learner's (None: the room's) and the fresh one names its reused partner in meta["pair"].
     """
 
     def work(on_event, stop):
@@ -465,11 +477,11 @@ def crossval_work(
             )
         if save:
             if out["reused"] is not None and out["reused"].folds:
-                out["names"]["reused"] = store.save_cv(out["reused"].to_dict())
+                out["names"]["reused"] = store.save_cv(out["reused"].to_dict(), learner=learner)
             if out["fresh"] is not None and out["fresh"].folds:
                 if "reused" in out["names"]:
                     out["fresh"].meta["pair"] = out["names"]["reused"]
-                out["names"]["fresh"] = store.save_cv(out["fresh"].to_dict())
+                out["names"]["fresh"] = store.save_cv(out["fresh"].to_dict(), learner=learner)
         return out
 
     return work

@@ -13,7 +13,13 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/draw.py"]
+PAGES = [
+    "app_pages/data.py",
+    "app_pages/train.py",
+    "app_pages/evaluate.py",
+    "app_pages/draw.py",
+    "app_pages/room.py",
+]
 TIMEOUT = 180
 
 
