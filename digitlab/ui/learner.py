@@ -16,14 +16,15 @@ import streamlit as st
 
 from digitlab import store
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~:$&=\"'])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>|~:$&])|^([-+=])")
 
 
 def md(text) -> str:
-    """Text for st.markdown that shows as exactly its characters: every markup character escaped.
+    """Text for st.markdown that shows as exactly its characters: every markup character escaped
+    (and a leading '-', '+' or '=' that would start a list or a heading).
 
     '**bold**[link](javascript:alert(1))' stays those characters; it is never bold, nor a link."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), " ".join(str(text).splitlines()))
 
 
 def name() -> str | None:

@@ -17,7 +17,7 @@ def save_and_download() -> None:
     if cm is None:
         st.caption("No current model yet: train one above, or load one.")
         return
-    st.markdown(f"Current model: **{learner.md(cm.name)}** · {learner.md(cm.description)}")
+    st.markdown(f"Current model: **{learner.md(cm.name)}** · {cm.description}")
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = c1.text_input("Save as", value=cm.saved_as or cm.name, key=f"save_name_{id(cm)}")
     if c2.button("Save", key="save_model"):
