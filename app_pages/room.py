@@ -86,7 +86,11 @@ with c2:
     if rm is None:
         st.caption("No room model yet: the instructor publishes one.")
     else:
-        st.markdown(f"Room model: **{learner.md(rm.title)}** · {learner.md(rm.label)}")
+        origin = rm.meta.get("from_learner")
+        by = f", by {learner.md(origin)}" if origin and origin != store.ROOM else ""
+        st.markdown(
+            f"Room model: **{learner.md(rm.title)}**{by} · {rm.meta.get('description') or rm.meta.get('arch', '')}"
+        )
         key = (rm.id, store.count_drawings())
         if st.session_state.get("room_confusion", (None,))[0] != key:
             try:

@@ -223,3 +223,17 @@ def test_instructor_controls(env, tiny_model):
     at.button(key="clear_room").click().run()
     assert "Removed 3 models" in at.success[-1].value
     assert store.list_all_models() == [store.room_model()] and store.count_drawings() == 0
+
+
+def test_room_charts_show_names_as_text():
+    from digitlab import charts
+
+    hostile = "<b>bold</b><a href='javascript:alert(1)'>x</a>"
+    board = [{"learner": hostile, "name": "m", "test_accuracy": 0.9, "others_accuracy": 0.5}]
+    fig = charts.leaderboard_figure(board)
+    assert (
+        fig.data[0].y[0]
+        == "&lt;b&gt;bold&lt;/b&gt;&lt;a href='javascript:alert(1)'&gt;x&lt;/a&gt;: m"
+    )
+    drawn = charts.room_drawings_figure({hostile: [1] * 10, "room": [0] * 10})
+    assert [t.name for t in drawn.data][0].startswith("&lt;b&gt;") and drawn.data[1].name == "room"
