@@ -33,17 +33,17 @@ def name() -> str | None:
 
 
 def sync() -> None:
-    """First run of a session: take ?learner= from the URL; later runs: keep it in the URL."""
+    """Take ?learner= from the URL when it names someone else; keep the session's in the URL."""
     ss = st.session_state
     wanted = st.query_params.get("learner")
-    if "learner" not in ss:
-        ss["learner"] = None
-        if wanted:
-            try:
-                ss["learner"] = store.check_learner(wanted)
-            except store.StoreError as e:
-                ss["learner_error"] = str(e)
+    ss.setdefault("learner", None)
+    if wanted and wanted != ss["learner"] and wanted != ss.get("learner_refused"):
+        try:  # a name in the URL (a link, a reload) is who this session is
+            ss["learner"] = store.check_learner(wanted)
+        except store.StoreError as e:
+            ss["learner_error"], ss["learner_refused"] = str(e), wanted
         ss["learner_box"] = ss["learner"] or ""
+    ss.setdefault("learner_box", ss["learner"] or "")
     if ss["learner"] and wanted != ss["learner"]:
         st.query_params["learner"] = ss["learner"]  # a page switch clears it: put it back
 
