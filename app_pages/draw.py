@@ -7,7 +7,7 @@ import streamlit as st
 from digitlab import charts, explain, explore, preprocess, store, work
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
-from digitlab.ui import jobpanel, state, teachpanel
+from digitlab.ui import jobpanel, learner, state, teachpanel
 
 digits = state.digits()
 ss = st.session_state
@@ -17,14 +17,15 @@ QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~300,000 digits se
 st.title("Draw a digit")
 
 if state.current() is None and not ss.get("draw_autoload_tried"):
-    ss["draw_autoload_tried"] = True  # once per session: the latest saved model, if any
-    saved = store.list_models()
-    if saved:
+    ss["draw_autoload_tried"] = True  # once per learner: their latest model, else the room's
+    own = store.list_models(learner=learner.name())
+    start = own[0] if own else store.room_model()
+    if start is not None:
         try:
-            with st.spinner(f"Loading the latest saved model, {saved[0].name} ..."):
-                model, entry = store.load_model(saved[0].name)
+            with st.spinner(f"Loading the model {learner.md(start.title)} ..."):
+                model, entry = store.load_model(start.id, learner=learner.name())
         except (ModelError, store.StoreError) as e:
-            st.warning(f"The latest saved model could not be loaded: {e}")
+            st.warning(f"The model {learner.md(start.title)} could not be loaded: {e}")
         else:
             state.set_current_saved(model, entry)
             st.rerun()  # the sidebar shows it too
@@ -169,29 +170,32 @@ def drawing() -> None:
         ss["draw_label"] = reading.digit if reading.digit is not None else 0
     label = c1.selectbox("This drawing is a", list(range(10)), key="draw_label")
     if c2.button(f"Save this drawing as {label}", disabled=reading.image is None, key="draw_save"):
-        store.save_drawing(reading.image, label)
+        store.save_drawing(
+            reading.image, label, learner=learner.name(), canvas_png=canvas.image_data
+        )
         st.toast(f"Saved as a {label}.")
     # Every stroke reruns this fragment: the saved drawings are read and scored again only when
     # their number or the model changes, not on each stroke.
-    key = ((cm.name, id(cm.model)) if cm else None, store.count_drawings())
+    who = learner.name()  # None: the room's drawings, everybody's
+    key = ((cm.name, id(cm.model)) if cm else None, who, store.count_drawings(who))
     if ss.get("draw_saved_score", (None,))[0] != key:
-        images, labels = store.load_drawings()  # (n, 28, 28) float32, (n,): damaged ones left out
+        images, labels = store.load_drawings(learner=who)  # (n, 28, 28) float32, (n,)
         score = explore.accuracy_on(cm.model, images, labels) if cm and len(labels) else None
         ss["draw_saved_score"] = (key, len(labels), score)
     _, n_saved, acc = ss["draw_saved_score"]
+    whose = "your" if who else "the room's"
+    shown = learner.md(cm.name) if cm else ""
     with c3:
         if n_saved == 0:
-            st.caption(
-                "Saved drawings (kept under DIGITLAB_HOME) show how the model does on yours."
-            )
+            st.caption("Saved drawings show how the model does on yours.")
         elif cm is None:
             st.markdown(f"{n_saved} saved drawings; no model to score them yet.")
         else:
             st.markdown(
-                f"**{cm.name}** reads **{acc:.0%}** of your {n_saved} saved drawings right "
+                f"**{shown}** reads **{acc:.0%}** of {whose} {n_saved} saved drawings right "
                 f"(MNIST test set: {cm.test_accuracy:.1%})."
                 if cm.test_accuracy is not None
-                else f"**{cm.name}** reads **{acc:.0%}** of your {n_saved} saved drawings right."
+                else f"**{shown}** reads **{acc:.0%}** of {whose} {n_saved} saved drawings right."
             )
 
     if cm is not None and st.toggle(

@@ -4,7 +4,7 @@ import streamlit as st
 
 from digitlab import charts, crossval, explore, store, work
 from digitlab.models import ARCHITECTURES, ModelConfig
-from digitlab.ui import jobpanel, state
+from digitlab.ui import jobpanel, learner, state
 
 digits = state.digits()
 ss = st.session_state
@@ -75,6 +75,7 @@ with st.container(border=True):
                     batch_size=batch,
                     with_reused=reused,
                     data_source=f"{digits.source}, first {n_use:,} training digits",
+                    learner=learner.name(),
                 ),
                 kind="cv",
                 label=f"{folds}-fold cross-validation" + (" + reused model" if reused else ""),
@@ -162,16 +163,16 @@ if ss["cv_view"] is not None:
     show(ss["cv_view"])
 
 st.subheader("Saved runs")
-saved = store.list_cv()
+saved = store.list_cv(learner=learner.name())
 if not saved:
-    st.caption("Finished runs are kept here (under DIGITLAB_HOME) for reloading.")
+    st.caption("Your finished runs are kept here for reloading.")
 else:
-    names = [r["name"] for r in saved]
+    names = [r["id"] for r in saved]
 
-    def label(name: str) -> str:
-        r = saved[names.index(name)]
+    def label(run_id: str) -> str:
+        r = saved[names.index(run_id)]
         kind = "reused model" if r.get("reuse_model") else "fresh model per fold"
-        return f"{name}: {r.get('n_splits')} folds, mean {r.get('mean', float('nan')):.4f}, {kind}"
+        return f"{r['name']}: {r.get('n_splits')} folds, mean {r.get('mean', float('nan')):.4f}, {kind}"
 
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     pick = c1.selectbox(
@@ -179,11 +180,11 @@ else:
     )
     if c2.button("Show", key="cv_load"):
         try:
-            run = store.load_cv_run(pick)
+            run = crossval.load_cv_run(pick, learner=learner.name())
             view = {"reused": run} if run.reuse_model else {"fresh": run}
             pair = run.meta.get("pair")
             if pair and pair in names:
-                view["reused"] = store.load_cv_run(pair)
+                view["reused"] = crossval.load_cv_run(pair, learner=learner.name())
         except store.StoreError as e:
             st.error(str(e))
         else:

@@ -6,7 +6,10 @@ Chromium with N + 1 contexts, each its own Streamlit session:
 
 - the trainer opens the Train page and starts a long run (the tutorial MLP, --train-epochs
   epochs), which goes on through the whole measurement;
-- each drawer opens the Draw page, draws one warm-up digit, then, once all are ready, draws
+- each drawer is its own learner (?learner=learner-K in its URL) and opens the Draw page, which
+  loads the room model; it draws one warm-up digit and saves it as its own labelled drawing (the
+  page must then say "of your 1 saved drawings": a learner sees only their own), then, once all
+  are ready, draws
   --digits digits (a 1, a 0, a 7, ...) with the mouse, a short random pause between them. For
   each: mouse release -> the predicted digit appears on the page (timed inside the page:
   performance.now() at the mouseup, a MutationObserver for the big digit), then Clear and wait
@@ -97,6 +100,7 @@ class SessionLog:
     lost: int = 0  # not shown within --lost-after seconds
     never: int = 0  # not shown within LATE_S more either
     errors: list[str] = field(default_factory=list)
+    own_drawings: int | None = None  # "of your N saved drawings" near the end: 1 if only its own
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,11 +119,12 @@ def save_start_model(home: Path, *, epochs: int) -> str:
     result = train(
         digits, model_config=ModelConfig(), train_config=TrainConfig(epochs=epochs, augment=True)
     )
-    store.save_model(
+    entry = store.save_model(
         result.model,
         name=MODEL_NAME,
         meta={"arch": "mlp", "test_accuracy": result.test_accuracy, "origin": "load test"},
     )
+    store.set_room_model(entry.id)  # every learner's Draw page falls back to it
     return f"{digits.summary}; start model: {epochs} augmented epoch(s), test accuracy {result.test_accuracy:.4f}"
 
 
@@ -150,12 +155,12 @@ def machine_busy() -> tuple[int, int]:
 # Browser sessions
 
 
-async def open_page(browser, url: str, title: str, heading: str):
+async def open_page(browser, url: str, title: str, heading: str, *, learner: str | None = None):
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     await context.add_init_script(PROBE)
     page = await context.new_page()
     page.set_default_timeout(120_000)  # N sessions and a training run on a busy machine
-    await page.goto(url)
+    await page.goto(url + (f"/?learner={learner}" if learner else ""))
     await page.get_by_role("heading", name="DigitLab").wait_for()
     await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     await page.get_by_role("heading", name=heading).wait_for()
@@ -191,7 +196,7 @@ async def training_state(page) -> tuple[bool, int | None]:
 
 
 async def start_training(browser, url: str, *, epochs: int):
-    page = await open_page(browser, url, "Train", "Train a network")
+    page = await open_page(browser, url, "Train", "Train a network", learner="trainer")
     box = page.get_by_label("Epochs", exact=True)
     await box.fill(str(epochs))
     await box.press("Enter")
@@ -206,11 +211,14 @@ async def start_training(browser, url: str, *, epochs: int):
 async def drawer(browser, url: str, *, digits: int, lost_after: float, ready, go, seed: int):
     log, rng, page = SessionLog(), random.Random(seed), None
     try:
-        page = await open_page(browser, url, "Draw", "Draw a digit")
+        page = await open_page(browser, url, "Draw", "Draw a digit", learner=f"learner-{seed}")
         say(f"drawer {seed}: on the Draw page")
         await draw(page, ONE)  # warm-up: the saved model is loaded and has read once
         await page.locator(DIGIT).first.wait_for(timeout=180_000)
         say(f"drawer {seed}: warm-up digit read")
+        await page.get_by_role("button", name=re.compile(r"^Save this drawing as")).click()
+        # Only this learner's drawing counts: everyone saves one, each page must say 1.
+        await page.get_by_text(re.compile(r"of your \d+ saved drawings")).first.wait_for()
         await clear(page)
         say(f"drawer {seed}: ready")
     except Exception as e:  # noqa: BLE001 - a session that cannot start is an error to report
@@ -224,6 +232,9 @@ async def drawer(browser, url: str, *, digits: int, lost_after: float, ready, go
     await go.wait()
     await asyncio.sleep(rng.uniform(0, 1.0))  # learners do not start in the same millisecond
     for k in range(digits):
+        if k == digits - 1:  # by now every learner has saved theirs: still 1 of their own?
+            mine = page.get_by_text(re.compile(r"of your \d+ saved drawings")).first
+            log.own_drawings = int(re.search(r"of your (\d+)", await mine.inner_text()).group(1))
         want, stroke = STROKES[k % len(STROKES)]
         try:
             await draw(page, stroke)
@@ -341,6 +352,16 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
     if tracebacks:
         errors.append(f"{tracebacks} traceback(s) in the server log {srv.log_path}")
     shown = [s for log in logs for s in log.shown]
+    os.environ["DIGITLAB_HOME"] = str(home)
+    from digitlab import store
+
+    owners = [d["learner"] for d in store.drawing_table()]
+    own_only = sum(
+        log.own_drawings == 1 and owners.count(f"learner-{1000 * n + i}") == 1
+        for i, log in enumerate(logs)
+    )
+    if own_only != n:
+        errors.append(f"{n - own_only} of {n} learners did not see exactly their own drawing")
     throughout = bool(trainer) and train_before[0] and all(alive) and train_after[0]
     return {
         "n": n,
@@ -353,6 +374,7 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
         "p95_ms": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
         "max_ms": float(lat.max()) if len(lat) else float("nan"),
         "right": sum(a == b for a, b in shown),
+        "own_only": own_only,
         "rss_mb": max(rss) if rss else tree_rss_mb(pid_server),
         "training": throughout,
         "trained": bool(trainer),

@@ -9,6 +9,7 @@ Colours follow the tutorial: training in red, held-out data in green.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -133,7 +134,12 @@ def box_figure(groups: Mapping[str, Sequence[float]], *, title: str = "Fold accu
     return _layout(fig, title=title, height=360)
 
 
-def confusion_figure(matrix: np.ndarray, *, labels: Sequence = tuple(range(10))):
+def confusion_figure(
+    matrix: np.ndarray,
+    *,
+    labels: Sequence = tuple(range(10)),
+    title: str = "Confusion matrix (test set)",
+):
     """A confusion matrix (rows: true digit, columns: predicted) as an annotated heatmap."""
     m = np.asarray(matrix)
     names = [str(v) for v in labels]
@@ -151,7 +157,7 @@ def confusion_figure(matrix: np.ndarray, *, labels: Sequence = tuple(range(10)))
     )
     fig.update_xaxes(title="predicted", side="bottom", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category")
-    return _layout(fig, title="Confusion matrix (test set)", height=460)
+    return _layout(fig, title=title, height=460)
 
 
 def counts_figure(counts: Mapping[int, int] | Sequence[int], *, title: str = "Digits per class"):
@@ -279,3 +285,49 @@ def _grid(
     fig.update_annotations(font_size=12)
     top = 20 if any(titles) else 0  # room for the first row's titles
     return _layout(fig, title=title, height=int(rows * size + (40 if title else 20) + top), top=top)
+
+
+def _plain(text) -> str:
+    """Text plotly shows as exactly its characters (it reads <b>, <a href=...> as markup)."""
+    return html.escape(str(text), quote=False)
+
+
+def room_drawings_figure(by_learner: Mapping[str, Sequence[int]]):
+    """The room's drawings per digit, one stacked colour per learner (room.drawings_by_digit)."""
+    fig = go.Figure(
+        [
+            go.Bar(x=[str(d) for d in range(10)], y=list(counts), name=_plain(who))
+            for who, counts in by_learner.items()
+        ]
+    )
+    fig.update_layout(barmode="stack", showlegend=len(by_learner) <= 30)
+    fig.update_xaxes(title="digit", type="category")
+    fig.update_yaxes(title="drawings")
+    return _layout(fig, title="The room's labelled drawings by digit", top=20)
+
+
+def leaderboard_figure(rows: Sequence[Mapping]):
+    """Published models: MNIST test accuracy (green) beside accuracy on other learners' drawings."""
+    names = [_plain(f"{r['learner'] or 'room'}: {r['name']}") for r in rows]
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=names,
+                x=[r.get("others_accuracy") for r in rows],
+                name="other learners' drawings",
+                orientation="h",
+                marker_color=ACCENT,
+            ),
+            go.Bar(
+                y=names,
+                x=[r.get("test_accuracy") for r in rows],
+                name="MNIST test set",
+                orientation="h",
+                marker_color=TEST,
+            ),
+        ]
+    )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="accuracy", range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _layout(fig, title="Leaderboard", height=max(260, 60 + 46 * len(rows)), top=20)

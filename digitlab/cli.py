@@ -133,8 +133,14 @@ def emit_json(obj: dict) -> None:
 
 
 def cmd_train(args) -> int:
+    from digitlab import store
     from digitlab.training import TrainConfig
 
+    if args.learner is not None and args.save_as is None:
+        raise CliError("--learner names whose model --save-as keeps; give --save-as NAME too.")
+    if args.save_as is not None:  # refused before training, not after
+        store.check_name(args.save_as, what="model name")
+        learner = None if args.learner is None else store.check_learner(args.learner)
     model_config = model_config_from(args)
     train_config = TrainConfig(
         epochs=args.epochs,
@@ -157,8 +163,41 @@ def cmd_train(args) -> int:
 
         path = save_model_file(result.model, args.save)
         say(f"Saved the model to {path}")
+    summary = result.summary()
+    if args.save_as is not None:
+        entry = store.save_model(
+            result.model,
+            name=args.save_as,
+            learner=learner,
+            meta={
+                "arch": model_config.arch,
+                "description": model_config.describe(),
+                "test_accuracy": result.test_accuracy,
+                "test_loss": result.test_loss,
+                "data_source": digits.source,
+                "origin": "command line",
+            },
+        )
+        whose = f"{entry.owner}'s" if entry.learner else "the room's"
+        say(f"Kept in the store as {whose} {entry.title!r}")
+        summary["saved"] = entry.to_dict()
     if args.json:
-        emit_json(result.summary())
+        emit_json(summary)
+    return 0
+
+
+def cmd_models(args) -> int:
+    """The learner's saved models (the room's without --learner), newest first."""
+    from digitlab import store
+
+    learner = None if args.learner is None else store.check_learner(args.learner)
+    entries = store.list_models(learner=learner)
+    if args.json:
+        emit_json({"learner": learner, "models": [e.to_dict() for e in entries]})
+    else:
+        for e in entries:
+            acc = e.meta.get("test_accuracy")
+            print(f"{e.id}  {e.title}  {acc:.4f}" if acc is not None else f"{e.id}  {e.title}  -")
     return 0
 
 
@@ -504,8 +543,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.25,
         help="with --drawings: the drawings' share of each epoch's examples (default 0.25)",
     )
+    p.add_argument(
+        "--save-as", metavar="MODEL", help="keep the model in the store (DIGITLAB_HOME) as MODEL"
+    )
+    p.add_argument(
+        "--learner", metavar="NAME", help="whose model --save-as keeps (default: the room)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list the models kept in the store")
+    p.add_argument("--learner", metavar="NAME", help="whose models (default: the room's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("kfold", help="k-fold cross-validation, a fresh model per fold")
     add_data_args(p)
@@ -547,6 +597,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from digitlab.engine import EngineError
     from digitlab.explain import ExplainError
     from digitlab.models import ModelError
+    from digitlab.store import StoreError
     from digitlab.training import TrainingError
 
     return (
@@ -557,6 +608,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         CrossValError,
         EngineError,
         ExplainError,
+        StoreError,
     )
 
 

@@ -293,3 +293,22 @@ def cross_validate(
         data_source=data_source,
         stopped=bool(stop is not None and stop.is_set()),
     )
+
+
+def load_cv_run(id_or_name: str, learner: str | None = None) -> CVResult:
+    """A saved cross-validation (store.load_cv) as a CVResult; StoreError if it cannot be read."""
+    from digitlab import store
+
+    d = store.load_cv(id_or_name, learner)
+    try:
+        return CVResult.from_dict(
+            {
+                k: v
+                for k, v in d.items()
+                if k not in ("id", "name", "version", "learner", "saved_at")
+            }
+        )
+    except (TypeError, KeyError, ValueError) as e:
+        raise store.StoreError(
+            f"The saved cross-validation {d['name']!r} is damaged or from another version ({e})."
+        ) from None

@@ -303,7 +303,7 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
         raise ModelError(f"{p.name}: a model file must end in .keras.")
     if not p.parent.is_dir():
         raise ModelError(f"{p.parent}: no such folder to save the model in.")
-    from digitlab.store import atomic_write
+    from digitlab.files import atomic_write
 
     atomic_write(p, model.save)  # Keras wants the .keras suffix: the temporary file keeps it
     return p

@@ -13,7 +13,13 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-PAGES = ["app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py", "app_pages/draw.py"]
+PAGES = [
+    "app_pages/data.py",
+    "app_pages/train.py",
+    "app_pages/evaluate.py",
+    "app_pages/room.py",
+    "app_pages/draw.py",  # last: the check after the loop reads its empty canvas
+]
 TIMEOUT = 180
 
 
@@ -93,11 +99,11 @@ def test_train_page_runs_and_shows_results(app):
     # Save it; it is listed for loading, and a fresh session on the Draw page loads it.
     at.text_input[0].set_value("my first")
     at.button(key="save_model").click().run()
-    assert not at.exception and "Saved as my-first" in texts(at)
+    assert not at.exception and "Saved as my first, the room's." in texts(at)  # no server path
     fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     fresh.switch_page("app_pages/draw.py").run()
     assert not fresh.exception
-    assert fresh.session_state["current_model"].name == "my-first"
+    assert fresh.session_state["current_model"].name == "my first"  # a name, never a file name
 
 
 def test_train_page_stop_keeps_partial_model(app):

@@ -185,3 +185,54 @@ def test_a_cluster_that_does_not_answer_is_one_line(command, tmp_path):
         env_extra={"DIGITLAB_RAY_ADDRESS": "127.0.0.1:9"},
     )
     assert_one_clear_line(proc, "No Ray cluster answers at 127.0.0.1:9", "ray start --head")
+
+
+def popen(*args, tmp_home):
+    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
+    env.update(
+        DIGITLAB_OFFLINE="1",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        KERAS_HOME=str(tmp_home / "keras"),
+        DIGITLAB_HOME=str(tmp_home / "home"),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "digitlab", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_two_learners_save_my_model_at_once_and_both_keep_theirs(tmp_path):
+    train = ["train", "--limit", 300, "--epochs", 1, "--hidden-units", 32, "--save-as", "my-model"]
+    procs = {who: popen(*train, "--learner", who, "--json", tmp_home=tmp_path) for who in "ab"}
+    saved = {}
+    for who, proc in procs.items():
+        out, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err
+        saved[who] = last_json(out)["saved"]
+        assert saved[who]["learner"] == who and saved[who]["name"] == "my-model"
+    assert saved["a"]["id"] != saved["b"]["id"]
+    for who in "ab":
+        listed = last_json(run("models", "--learner", who, "--json", tmp_home=tmp_path).stdout)
+        assert [(m["id"], m["name"], m["learner"]) for m in listed["models"]] == [
+            (saved[who]["id"], "my-model", who)
+        ]
+        assert 0 < listed["models"][0]["test_accuracy"] <= 1
+    models = sorted(p.name for p in (tmp_path / "home" / "models").iterdir())
+    assert models == sorted(f"{saved[w]['id']}.keras" for w in "ab")  # files by id, not by name
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["models", "--learner", "x" * 41], "1 to 40"),
+        (["models", "--learner", "room"], "reserved"),
+        (["train", "--learner", "a\tb", "--save-as", "m"], "printable"),
+        (["train", "--learner", "ana", "--save-as", " "], "model name"),
+        (["train", "--learner", "ana"], "--save-as"),
+    ],
+)
+def test_bad_learner_and_model_names(args, words, tmp_path):
+    assert_one_clear_line(run(*args, tmp_home=tmp_path), *words)

@@ -46,7 +46,7 @@ CHECK = textwrap.dedent(
         "models": [m.name for m in models],
         "cv": [c["name"] for c in cvs],
         "drawings": int(len(labels)),
-        "drawing_files": store.count_drawings(),
+        "drawing_count": store.count_drawings(),
     }))
     """
 )
@@ -77,6 +77,6 @@ def test_kill_during_saves_then_restart(tmp_path, delay):
     state = __import__("json").loads(out.stdout.strip().splitlines()[-1])
     assert "keep" in state["models"]  # saved before the kill: still listed, and it loads
     assert "cv-keep" in state["cv"]
-    assert state["drawings"] == state["drawing_files"] >= 1  # no listed drawing is half written
+    assert state["drawings"] == state["drawing_count"] >= 1  # every listed drawing reads whole
     leftovers = [p.name for p in (tmp_path / "home").rglob("*") if p.name.startswith(".")]
     assert all(".tmp" in name for name in leftovers)  # at most a hidden temporary, never listed

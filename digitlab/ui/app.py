@@ -4,7 +4,7 @@ sidebar, navigation. Streamlit calls main() on every run of the entry script."""
 import streamlit as st
 
 from digitlab import engine, ui
-from digitlab.ui import jobpanel, sidebar, state
+from digitlab.ui import jobpanel, learner, sidebar, state
 
 # The pages after Home: (script, title, icon, the home page's link to it)
 PAGES = [
@@ -12,6 +12,7 @@ PAGES = [
     ("app_pages/train.py", "Train", ":material/model_training:", "Train a network"),
     ("app_pages/evaluate.py", "Evaluate", ":material/analytics:", "Cross-validate"),
     ("app_pages/draw.py", "Draw", ":material/draw:", "Draw a digit"),
+    ("app_pages/room.py", "Room", ":material/groups:", "The room"),
 ]
 
 
@@ -31,6 +32,8 @@ def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
     state.init()  # session_state.setdefault for every key the pages use
+    learner.sync()  # ?learner=NAME in the URL <-> this session's learner
+    learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it
     nav = st.navigation(
         [st.Page(home, title="Home", icon=":material/home:", default=True)]
         + [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]

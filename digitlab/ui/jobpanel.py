@@ -5,12 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from digitlab import jobs
-from digitlab.ui import state
+from digitlab.ui import learner, state
 
 
 def submit(key: str, work, *, kind: str, label: str) -> jobs.Job:
     """Run work as a background job owned by this session; its handle goes to session_state[key]."""
-    job = jobs.manager().submit(work, kind=kind, label=label, owner=st.session_state["session_id"])
+    job = jobs.manager().submit(
+        work, kind=kind, label=label, owner=st.session_state["session_id"], learner=learner.name()
+    )
     st.session_state[key] = job
     return job
 
@@ -76,8 +78,9 @@ def absorb_finished() -> bool:
         if key == "quick_job":  # the Draw page's quick model is kept so the next visit finds it
             from digitlab import store
 
-            saved = store.save_model(
+            saved = store.save_model(  # the learner's own: a second one is a new version
                 result.model,
+                learner=job.learner,
                 name="quick-mlp",
                 meta={
                     "arch": result.model_config.arch,

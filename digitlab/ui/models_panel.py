@@ -9,7 +9,7 @@ import streamlit as st
 
 from digitlab import models, store
 from digitlab.models import ModelError, load_model_file
-from digitlab.ui import state
+from digitlab.ui import learner, state
 
 
 def save_and_download() -> None:
@@ -17,13 +17,14 @@ def save_and_download() -> None:
     if cm is None:
         st.caption("No current model yet: train one above, or load one.")
         return
-    st.markdown(f"Current model: **{cm.name}** · {cm.description}")
+    st.markdown(f"Current model: **{learner.md(cm.name)}** · {cm.description}")
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = c1.text_input("Save as", value=cm.saved_as or cm.name, key=f"save_name_{id(cm)}")
     if c2.button("Save", key="save_model"):
         try:
             entry = store.save_model(
                 cm.model,
+                learner=learner.name(),
                 name=name,
                 meta={
                     "arch": cm.arch,
@@ -36,11 +37,12 @@ def save_and_download() -> None:
             st.error(f"Could not save the model: {e}")
         else:
             cm.saved_as = entry.name
-            st.success(f"Saved as {entry.name} in {entry.path.parent}.")
+            whose = "yours" if learner.name() else "the room's"
+            st.success(f"Saved as {learner.md(entry.title)}, {whose}.")
     c3.download_button(
         "Download .keras",
         data=lambda: models.model_bytes(cm.model),
-        file_name=f"{cm.saved_as or cm.name}.keras",
+        file_name=f"{_file_stem(cm.saved_as or cm.name)}.keras",
         mime="application/zip",
         key="download_model",
     )
@@ -49,21 +51,21 @@ def save_and_download() -> None:
 def load() -> None:
     c1, c2 = st.columns(2)
     with c1:
-        saved = store.list_models()
+        saved = store.list_models(learner=learner.name())
         if not saved:
-            st.caption("No saved models yet.")
+            st.caption("No saved models of yours yet.")
         else:
-            names = [e.name for e in saved]
+            ids = [e.id for e in saved]
             pick = st.selectbox(
-                "Saved models (newest first)",
-                names,
-                format_func=lambda n: saved[names.index(n)].label,
+                "Your saved models (newest first)",
+                ids,
+                format_func=lambda i: saved[ids.index(i)].label,
                 key="load_pick",
             )
             if st.button("Load", key="load_saved"):
                 try:
                     with st.spinner("Loading the model ..."):
-                        model, entry = store.load_model(pick)
+                        model, entry = store.load_model(pick, learner=learner.name())
                 except (ModelError, store.StoreError) as e:
                     st.error(str(e))
                 else:
@@ -97,6 +99,13 @@ def load() -> None:
 def load_uploaded(filename: str, data: bytes):
     """An uploaded file -> checked Keras model (safe_mode=True); ModelError in one sentence."""
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / (store.safe_name(Path(filename).stem or "upload") + ".keras")
+        path = Path(d) / "upload.keras"  # the uploaded name is display text, never a path
         path.write_bytes(data)
         return load_model_file(path)
+
+
+def _file_stem(name: str) -> str:
+    try:
+        return store.safe_name(name)
+    except store.StoreError:
+        return "model"

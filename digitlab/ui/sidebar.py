@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from digitlab.data import Digits
-from digitlab.ui import jobpanel, state
+from digitlab.ui import jobpanel, learner, state
 
 
 def render(digits: Digits) -> None:
     with st.sidebar:
+        learner.sidebar_box()
         st.subheader("Data")
         kind = {"full": "Full MNIST", "subset": "Offline subset"}.get(digits.kind, "Custom slice")
         st.markdown(f"**{kind}**: {len(digits.x_train):,} train · {len(digits.x_test):,} test")
@@ -20,7 +21,7 @@ def render(digits: Digits) -> None:
             st.markdown("none yet: train one, or load one on the Train page")
         else:
             acc = f"{cm.test_accuracy:.4f}" if cm.test_accuracy is not None else "not measured"
-            st.markdown(f"**{cm.name}** ({cm.origin})  \ntest accuracy **{acc}**")
+            st.markdown(f"**{learner.md(cm.name)}** ({cm.origin})  \ntest accuracy **{acc}**")
             st.caption(cm.description)
         engine_line()
         # A timer only while this session has a run going: every timed rerun competes with the

@@ -113,7 +113,7 @@ def test_draw_one_and_zero(page, server, shots):
     check_clean(page, server, shots, "04-draw-one")
 
     page.get_by_role("button", name="Save this drawing as 1").click()
-    page.get_by_text(re.compile(r"of your 1 saved drawings")).wait_for()
+    page.get_by_text(re.compile(r"of the room's 1 saved drawings")).wait_for()  # no name given
 
     page.get_by_role("button", name="Reset canvas & history").click()  # the canvas's bin icon
     page.get_by_text("Nothing drawn yet.").wait_for()  # the page heard the canvas clear
