@@ -10,7 +10,7 @@ from digitlab import store, work
 from digitlab.models import ModelConfig
 from digitlab.teach import TeachConfig, before_after_rows
 from digitlab.training import TrainConfig
-from digitlab.ui import jobpanel, state
+from digitlab.ui import jobpanel, learner, state
 
 # Two augmented epochs of 20,000 MNIST digits plus the drawings (a quarter of the examples):
 # about Quick-train's cost.
@@ -22,8 +22,8 @@ def my_drawings() -> tuple[np.ndarray, np.ndarray]:
     """This learner's saved drawings, oldest first (the held-out split counts in saved order).
 
     The store lists them newest first."""
-    learner = st.session_state.get("learner")
-    images, labels = store.load_drawings(learner=learner) if learner else store.load_drawings()
+    who = learner.name()  # None: the room's own drawings (no name given)
+    images, labels = store.load_drawings(learner=who)
     return images[::-1], labels[::-1]
 
 
