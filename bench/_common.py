@@ -219,3 +219,31 @@ def room_drawings(width: int = 18):
     x, y, writer = pen_drawings(width)
     room = np.isin(writer, list(ROOM_WRITERS))
     return x[room], y[room]
+
+
+def start_streamlit(root, port: int, env: dict):
+    """`streamlit run streamlit_app.py` on 127.0.0.1:port in the repository at root, headless,
+    its output discarded (the start-up benchmarks time it from this call)."""
+    cmd = [
+        str(Path(root) / ".venv/bin/streamlit"),
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def stop_streamlit(server) -> None:
+    """End a server from start_streamlit: terminate, and kill it if it has not ended in 10 s."""
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()

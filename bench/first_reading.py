@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import machine
+from _common import machine, start_streamlit, stop_streamlit
 from startup import wait_listening
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
@@ -34,22 +33,9 @@ TARGET_S = 5.0
 def one_round(browser, home: Path) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    cmd = [
-        str(ROOT / ".venv/bin/streamlit"),
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
     env = {**os.environ, "DIGITLAB_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.perf_counter()
-    server = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server = start_streamlit(ROOT, port, env)
     try:
         wait_listening(url, deadline=t0 + 120)
         listen_s = time.perf_counter() - t0
@@ -69,11 +55,7 @@ def one_round(browser, home: Path) -> dict:
             time.sleep(0.5)
         kept_s = time.perf_counter() - t0
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_streamlit(server)
     return {
         "listen_s": listen_s,
         "canvas_s": canvas_s,

@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
-from _common import command_line, full_mnist, machine, met, table, tree_rss_mb
+from _common import (
+    command_line,
+    full_mnist,
+    machine,
+    met,
+    start_streamlit,
+    stop_streamlit,
+    table,
+    tree_rss_mb,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402 - the e2e suite's harness
@@ -68,22 +76,9 @@ def settle_rss(pid: int, seconds: float = 3.0) -> float:
 def one_round(browser, *, sessions: int) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    cmd = [
-        str(ROOT / ".venv/bin/streamlit"),
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
     env = {**os.environ, "DIGITLAB_HOME": str(ROOT / "artifacts" / "bench-home")}
     t0 = time.perf_counter()
-    server = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server = start_streamlit(ROOT, port, env)
     try:
         wait_listening(url, deadline=t0 + 120)
         listen_s = time.perf_counter() - t0
@@ -99,11 +94,7 @@ def one_round(browser, *, sessions: int) -> dict:
         for p in pages:
             p.context.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_streamlit(server)
     return {
         "first_s": first_s,
         "listen_s": listen_s,

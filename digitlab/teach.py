@@ -14,7 +14,6 @@ job like any training: the same epoch and batch events, Stop within a batch.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +28,7 @@ from digitlab.training import (
     TrainConfig,
     TrainingError,
     evaluate,
-    fit,
-    make_events_callback,
+    run_epochs,
 )
 
 HOLD_OUT_EVERY = 5  # the 5th, 10th, 15th, ... drawing is held out: 20%, the same split each time
@@ -234,7 +232,6 @@ def teach(
         on_event({"type": "before", **dataclasses.asdict(before)})
 
     x, y = mixed_examples(digits, x_all[train_idx], y_all[train_idx], teach_config, cfg.seed)
-    batches = math.ceil(len(x) / cfg.batch_size)
     if model is None:
         work = build_model(model_config, seed=cfg.seed)
     else:
@@ -243,28 +240,14 @@ def teach(
 
             keras.utils.set_random_seed(cfg.seed)
         work = copy_model(model, model_config)
-    if on_event:
-        on_event(
-            {
-                "type": "start",
-                "epochs": cfg.epochs,
-                "batches": batches,
-                "n_train": len(x),
-                "n_val": len(held_idx),
-            }
-        )
-    events = make_events_callback(on_event, stop, epochs=cfg.epochs, batches=batches)
-    fit(
+    events = run_epochs(
         work,
         x,
         one_hot(y),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        events=events,
+        cfg,
+        validation=(x_held, one_hot(y_held)) if len(held_idx) else None,
+        on_event=on_event,
         stop=stop,
-        augment=cfg.augment,
-        validation_data=(x_held, one_hot(y_held)) if len(held_idx) else None,
     )
     after = Scores(
         mnist=evaluate(work, digits.x_test, digits.y_test)[1],

@@ -323,6 +323,42 @@ def fit(
         )
 
 
+def run_epochs(
+    model, x, y, cfg: TrainConfig, *, validation=None, on_event=None, stop=None, tiles: int = 0
+):
+    """The epochs of a run (train() and teach.teach()): the "start" event, then fit with the
+    events callback; returns the callback, whose .rows are the epochs' metrics.
+
+    x: (n, 28, 28) uint8 (or float32 in [0, 1]); y: (n, 10) one-hot; validation: (x, y) or None.
+    """
+    batches = math.ceil(len(x) / cfg.batch_size)
+    n_val = 0 if validation is None else len(validation[0])
+    if on_event:
+        on_event(
+            {
+                "type": "start",
+                "epochs": cfg.epochs,
+                "batches": batches,
+                "n_train": len(x),
+                "n_val": n_val,
+            }
+        )
+    events = make_events_callback(on_event, stop, epochs=cfg.epochs, batches=batches, tiles=tiles)
+    fit(
+        model,
+        x,
+        y,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        events=events,
+        stop=stop,
+        augment=cfg.augment,
+        validation_data=validation,
+    )
+    return events
+
+
 def train(
     digits: Digits,
     *,
@@ -356,31 +392,8 @@ def train(
         import keras
 
         keras.utils.set_random_seed(cfg.seed)
-    batches = math.ceil(len(x) / cfg.batch_size)
-    if on_event:
-        on_event(
-            {
-                "type": "start",
-                "epochs": cfg.epochs,
-                "batches": batches,
-                "n_train": len(x),
-                "n_val": n_val,
-            }
-        )
-    events = make_events_callback(
-        on_event, stop, epochs=cfg.epochs, batches=batches, tiles=TILE_UNITS
-    )
-    fit(
-        model,
-        x,
-        y,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        events=events,
-        stop=stop,
-        augment=cfg.augment,
-        validation_data=validation,
+    events = run_epochs(
+        model, x, y, cfg, validation=validation, on_event=on_event, stop=stop, tiles=TILE_UNITS
     )
     result = TrainResult(
         model=model,

@@ -29,3 +29,17 @@ def offline_digits():
 def tiny_digits(offline_digits):
     """600 train / 200 test real digits: enough for a model to learn something in a second."""
     return offline_digits.take(600, 200)
+
+
+@pytest.fixture
+def app(monkeypatch, digitlab_home):
+    """The app in AppTest on 400 train / 400 test real digits (the offline subset), run once."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
+    monkeypatch.setenv("DIGITLAB_LIMIT", "400")
+    monkeypatch.delenv("DIGITLAB_MNIST", raising=False)
+    entry = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+    return AppTest.from_file(str(entry), default_timeout=180).run()

@@ -23,15 +23,6 @@ PAGES = [
 TIMEOUT = 180
 
 
-@pytest.fixture
-def app(monkeypatch, digitlab_home):
-    monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
-    monkeypatch.setenv("DIGITLAB_LIMIT", "400")  # 400 train / 400 test real digits
-    monkeypatch.delenv("DIGITLAB_MNIST", raising=False)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    return at.run()
-
-
 def texts(at) -> str:
     parts = [
         e.value

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180
-
-
-@pytest.fixture
-def app(monkeypatch, digitlab_home):
-    monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
-    monkeypatch.setenv("DIGITLAB_LIMIT", "400")  # 400 train / 400 test real digits
-    monkeypatch.delenv("DIGITLAB_MNIST", raising=False)
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 
 
 def texts(at) -> str:

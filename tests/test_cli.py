@@ -1,34 +1,11 @@
 """`python -m digitlab`: each command end to end on small real data, and one line for each bad input."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from clitools import last_json, popen, run
 from PIL import Image
 
 from digitlab.data import load_mnist
-
-
-def run(*args, env_extra=None, tmp_home=None):
-    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
-    env.update(DIGITLAB_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    if tmp_home is not None:
-        env.update(KERAS_HOME=str(tmp_home / "keras"), DIGITLAB_HOME=str(tmp_home / "home"))
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "digitlab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=400,
-    )
-
-
-def last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def assert_one_clear_line(proc, *words):
@@ -185,23 +162,6 @@ def test_a_cluster_that_does_not_answer_is_one_line(command, tmp_path):
         env_extra={"DIGITLAB_RAY_ADDRESS": "127.0.0.1:9"},
     )
     assert_one_clear_line(proc, "No Ray cluster answers at 127.0.0.1:9", "ray start --head")
-
-
-def popen(*args, tmp_home):
-    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
-    env.update(
-        DIGITLAB_OFFLINE="1",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        KERAS_HOME=str(tmp_home / "keras"),
-        DIGITLAB_HOME=str(tmp_home / "home"),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "digitlab", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def test_two_learners_save_my_model_at_once_and_both_keep_theirs(tmp_path):

@@ -3,11 +3,7 @@ one line for each file that cannot be used while the run goes on."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
+import clitools
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,20 +12,7 @@ from digitlab.teach import read_drawing_folder
 
 
 def run(*args, tmp):
-    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
-    env.update(
-        DIGITLAB_OFFLINE="1",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        KERAS_HOME=str(tmp / "keras"),
-        DIGITLAB_HOME=str(tmp / "home"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "digitlab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=400,
-    )
+    return clitools.run(*args, tmp_home=tmp)
 
 
 def canvas(digit_img: np.ndarray, size: int, convention: str) -> Image.Image:
@@ -104,7 +87,7 @@ def test_train_with_drawings_goes_on_without_the_bad_files(folder, tmp_path):
         assert sum(name in line for line in proc.stderr.splitlines()) == 1, proc.stderr
     assert "Drawings: 40 read" in proc.stderr and "4 left out" in proc.stderr
     assert "held-out drawings" in proc.stderr and "Every 5th drawing" in proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = clitools.last_json(proc.stdout)
     assert out["drawings"]["read"] == 40 and out["drawings"]["left_out"] == 4
     assert out["n_trained_on"] == 32 and out["after"]["n_held_out"] == 8
     assert 0 <= out["after"]["held_out"] <= 1 and out["test_accuracy"] > 0.5
@@ -125,7 +108,7 @@ def test_train_with_drawings_goes_on_without_the_bad_files(folder, tmp_path):
         tmp=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = clitools.last_json(proc.stdout)
     assert out["before"]["mnist"] is not None and out["before"]["held_out"] is not None
     assert out["fine_tuned"] is True
 
