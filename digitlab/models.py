@@ -211,14 +211,19 @@ def model_bytes(model) -> bytes:
         return path.read_bytes()
 
 
-def from_bytes(data: bytes):
-    """A model from a .keras file's bytes (models.model_bytes), loaded and checked as a file."""
+def from_bytes(data: bytes, *, name: str = "model.keras"):
+    """A model from a .keras file's bytes (an upload, or models.model_bytes), loaded and checked
+    as a file; ModelError in one sentence that calls the file `name` (display text only: it is
+    never used as a path)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.keras"
         path.write_bytes(data)
-        return load_model_file(path)
+        try:
+            return load_model_file(path)
+        except ModelError as e:
+            raise ModelError(str(e).replace(path.name, name, 1)) from None
 
 
 def with_weights(data: bytes, weights: list):

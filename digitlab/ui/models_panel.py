@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from digitlab import models, store
-from digitlab.models import ModelError, load_model_file
+from digitlab.models import ModelError
 from digitlab.ui import learner, state
 
 
@@ -79,7 +78,7 @@ def load() -> None:
                 with st.spinner("Checking the model ..."):
                     model = load_uploaded(up.name, up.getvalue())
             except ModelError as e:
-                st.error(str(e))
+                st.error(learner.md(e))  # it names the file: its characters, never markup
             else:
                 from digitlab import explore
                 from digitlab.data import normalise
@@ -98,10 +97,7 @@ def load() -> None:
 
 def load_uploaded(filename: str, data: bytes):
     """An uploaded file -> checked Keras model (safe_mode=True); ModelError in one sentence."""
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "upload.keras"  # the uploaded name is display text, never a path
-        path.write_bytes(data)
-        return load_model_file(path)
+    return models.from_bytes(data, name=filename)  # the name is display text, never a path
 
 
 def _file_stem(name: str) -> str:

@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from test_browser import LONG, ONE, ZERO, check_clean, draw, go, predicted
 
 _spec = importlib.util.spec_from_file_location(
@@ -117,8 +118,9 @@ def test_two_learners_and_the_instructor(server, browser, shots):
     ctx_a, a = open_as(browser, server, ANA)
     ctx_b, b = open_as(browser, server, BOB)
     try:
-        assert a.get_by_role("textbox", name="Your name").input_value() == ANA
-        assert b.get_by_role("textbox", name="Your name").input_value() == BOB
+        # the name box shows the name from the URL once the session's first run is done
+        expect(a.get_by_role("textbox", name="Your name")).to_have_value(ANA, timeout=LONG)
+        expect(b.get_by_role("textbox", name="Your name")).to_have_value(BOB, timeout=LONG)
         # each Draw page loads its learner's own model, and counts only their own drawings
         saved_drawing(a, ONE, "1")
         a.get_by_text("of your 1 saved drawings").wait_for()
