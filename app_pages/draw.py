@@ -4,7 +4,7 @@ drawings kept. Fits a phone: the drawing and its answer on one screen, a Clear b
 import pyarrow as pa
 import streamlit as st
 
-from digitlab import charts, explain, explore, preprocess, store, work
+from digitlab import charts, explain, explore, models, preprocess, store, work
 from digitlab.models import ModelConfig, ModelError
 from digitlab.training import quick_config
 from digitlab.ui import jobpanel, learner, state, teachpanel
@@ -30,7 +30,7 @@ if state.current() is None and not ss.get("draw_autoload_tried"):
             state.set_current_saved(model, entry)
             st.rerun()  # the sidebar shows it too
 
-cm = state.current()
+model_now = state.current()
 quick = ss["quick_job"]
 server = state.server_default()  # the server's default model: made once, in the background
 
@@ -52,7 +52,7 @@ def quick_progress() -> None:
         st.rerun()
 
 
-if cm is None:
+if model_now is None:
     if quick is not None and not quick.progress.finished:
         st.info("Training the tutorial's network for you ...")
         quick_progress()
@@ -111,7 +111,7 @@ def clear_canvas() -> None:
 @st.fragment
 def drawing() -> None:
     """Canvas, reading and saving: a stroke reruns this part only, not the sidebar and the rest."""
-    cm = state.reading_model()  # this session's model, else the server's default one
+    model_now = state.reading_model()  # this session's model, else the server's default one
     left, mid, right = st.columns([5, 4, 4])
     with left:
         from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
@@ -135,7 +135,9 @@ def drawing() -> None:
         c_width.slider("Pen width", 6, 40, 18, key="draw_width")
 
     cleared = ss.pop("draw_cleared", False)
-    reading = explore.read_drawing(cm.model if cm else None, None if cleared else canvas.image_data)
+    reading = explore.read_drawing(
+        model_now.model if model_now else None, None if cleared else canvas.image_data
+    )
     # Each column keeps the same elements from one drawing to the next (a stroke or a clear
     # changes their content, not which elements there are): the browser updates them in place
     # instead of building them again, which decided the answer time with ten learners on one
@@ -152,7 +154,7 @@ def drawing() -> None:
                 f"<div>confidence <b>{reading.confidence:.1%}</b></div></div>",
                 unsafe_allow_html=True,
             )
-        if cm is not None:
+        if model_now is not None:
             st.vega_lite_chart(  # an Arrow table: Streamlit sends it as is, no pandas on the way
                 pa.Table.from_pylist(explore.probability_bars(reading.probs)),
                 charts.PROBABILITY_SPEC,
@@ -177,34 +179,40 @@ def drawing() -> None:
     # Every stroke reruns this fragment: the saved drawings are read and scored again only when
     # their number or the model changes, not on each stroke.
     who = learner.name()  # None: the room's drawings, everybody's
-    key = ((cm.name, id(cm.model)) if cm else None, who, store.count_drawings(who))
+    key = (
+        (model_now.name, id(model_now.model)) if model_now else None,
+        who,
+        store.count_drawings(who),
+    )
     if ss.get("draw_saved_score", (None,))[0] != key:
         images, labels = store.load_drawings(learner=who)  # (n, 28, 28) float32, (n,)
-        score = explore.accuracy_on(cm.model, images, labels) if cm and len(labels) else None
+        score = (
+            models.accuracy(model_now.model, images, labels) if model_now and len(labels) else None
+        )
         ss["draw_saved_score"] = (key, len(labels), score)
     _, n_saved, acc = ss["draw_saved_score"]
     whose = "your" if who else "the room's"
-    shown = learner.md(cm.name) if cm else ""
+    shown = learner.md(model_now.name) if model_now else ""
     with c3:
         if n_saved == 0:
             st.caption("Saved drawings show how the model does on yours.")
-        elif cm is None:
+        elif model_now is None:
             st.markdown(f"{n_saved} saved drawings; no model to score them yet.")
         else:
             st.markdown(
                 f"**{shown}** reads **{acc:.0%}** of {whose} {n_saved} saved drawings right "
-                f"(MNIST test set: {cm.test_accuracy:.1%})."
-                if cm.test_accuracy is not None
+                f"(MNIST test set: {model_now.test_accuracy:.1%})."
+                if model_now.test_accuracy is not None
                 else f"**{shown}** reads **{acc:.0%}** of {whose} {n_saved} saved drawings right."
             )
 
-    if cm is not None and st.toggle(
+    if model_now is not None and st.toggle(
         "Why this answer, and what the network learned",
         key="draw_why",
         help="Saliency maps, the top three answers, and the first layer's weights, "
         "updated with every stroke.",
     ):
-        why(cm.model, reading)
+        why(model_now.model, reading)
 
 
 def why(model, reading) -> None:

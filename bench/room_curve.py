@@ -24,7 +24,8 @@ import numpy as np
 from _common import ROOT_DIR, full_mnist, machine, newcomer_drawings, room_drawings
 from default_model import VARIANTS, trained
 
-from digitlab.teach import TeachConfig, drawing_accuracy, teach
+from digitlab.models import accuracy
+from digitlab.teach import TeachConfig, teach
 from digitlab.training import TrainConfig
 
 SIZES = (0, 100, 300, 1000, -1)  # -1: all of the room's drawings
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
                 )
                 model, mnist = result.model, result.after.mnist
             seconds = time.perf_counter() - t0
-            acc = drawing_accuracy(model, x_new, y_new)
+            acc = accuracy(model, x_new, y_new)
             out[f"{arch}/{k}"] = {"newcomers": acc, "mnist": mnist, "seconds": seconds}
             row = f"| {arch.upper()} ({base_name}) | {k:,} | {acc:.3f} | {mnist:.4f} | {seconds:.0f} s |"
             rows.append(row)

@@ -165,18 +165,8 @@ def cmd_train(args) -> int:
         say(f"Saved the model to {path}")
     summary = result.summary()
     if args.save_as is not None:
-        entry = store.save_model(
-            result.model,
-            name=args.save_as,
-            learner=learner,
-            meta={
-                "arch": model_config.arch,
-                "description": model_config.describe(),
-                "test_accuracy": result.test_accuracy,
-                "test_loss": result.test_loss,
-                "data_source": digits.source,
-                "origin": "command line",
-            },
+        entry = store.save_trained(
+            result, name=args.save_as, learner=learner, origin="command line"
         )
         whose = f"{entry.owner}'s" if entry.learner else "the room's"
         say(f"Kept in the store as {whose} {entry.title!r}")

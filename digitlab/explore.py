@@ -71,16 +71,6 @@ def misclassified(y_true: np.ndarray, y_pred: np.ndarray, *, n: int = 12) -> np.
     return np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:n]
 
 
-def accuracy_on(model, images: np.ndarray, labels: np.ndarray) -> float | None:
-    """Share of (n, 28, 28) float32 images in [0, 1] the model labels right; None when n is 0."""
-    from digitlab.models import predict_proba
-
-    if len(images) == 0:
-        return None
-    pred = predict_proba(model, images).argmax(axis=1)
-    return float((pred == np.asarray(labels)).mean())
-
-
 def test_report(model, digits: Digits, *, n_wrong: int = 12) -> dict:
     """After training: predictions on the test set, their confusion matrix, the first mistakes."""
     from digitlab.training import predictions

@@ -337,6 +337,16 @@ def probabilities(model, images: np.ndarray, *, batch_size: int = 2000) -> np.nd
     return np.concatenate(chunks) if chunks else np.zeros((0, 10), dtype="float32")
 
 
+def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float | None:
+    """Share of (n, 28, 28) float32 images in [0, 1] the model labels right; None when n is 0.
+
+    The one accuracy of DigitLab's pages and teaching (training.evaluate gives the loss too)."""
+    if len(images) == 0:
+        return None
+    predicted = probabilities(model, images).argmax(axis=1)  # (n,)
+    return float((predicted == np.asarray(labels)).mean())
+
+
 def _model_input(model, images: np.ndarray) -> np.ndarray:
     """Float32 images (one or many) in the shape the model takes: (n, 28, 28), (n, 784), ..."""
     x = np.asarray(images, dtype="float32")

@@ -29,8 +29,7 @@ def _basis(owner: str | None) -> str:
 
 def others_accuracy(entry: store.ModelEntry, *, model=None) -> tuple[float | None, int]:
     """(accuracy, n) of a saved model on the room's drawings by learners other than its owner."""
-    from digitlab.explore import accuracy_on
-    from digitlab.models import load_model_file
+    from digitlab.models import accuracy, load_model_file
 
     owner = entry.learner
     basis = _basis(owner)
@@ -40,7 +39,7 @@ def others_accuracy(entry: store.ModelEntry, *, model=None) -> tuple[float | Non
     images, labels = store.load_drawings(exclude_learner=owner)  # (n, 28, 28) float32, (n,)
     value = None
     if len(labels):
-        value = accuracy_on(
+        value = accuracy(
             model if model is not None else load_model_file(entry.path), images, labels
         )
     store.put_score(entry.id, OTHERS, basis, value, len(labels))

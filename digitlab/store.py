@@ -408,6 +408,49 @@ def save_model(
     return model_entry(model_id, learner=learner)
 
 
+QUICK_MODEL = "quick-mlp"  # the Draw page's one-click model: each learner's own, kept as versions
+
+
+def model_meta(
+    *,
+    arch: str,
+    description: str,
+    test_accuracy: float | None,
+    origin: str,
+    test_loss: float | None = None,
+    data_source: str | None = None,
+) -> dict:
+    """What the store keeps beside a model's file, the same for every saver."""
+    return {
+        "arch": arch,
+        "description": description,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "data_source": data_source,
+        "origin": origin,
+    }
+
+
+def save_trained(
+    result, *, name: str = QUICK_MODEL, learner: str | None = None, origin: str = "trained here"
+) -> ModelEntry:
+    """Keep a finished run's model (a TrainResult or TeachResult) with its settings and scores."""
+    cfg = result.model_config
+    return save_model(
+        result.model,
+        name=name,
+        learner=learner,
+        meta=model_meta(
+            arch=cfg.arch,
+            description=cfg.describe(),
+            test_accuracy=result.test_accuracy,
+            test_loss=result.test_loss,
+            data_source=result.data_source,
+            origin=origin,
+        ),
+    )
+
+
 def list_models(learner: str | None = None) -> list[ModelEntry]:
     """The learner's models (None: the room's), every version, newest first."""
     rows = _conn().execute(

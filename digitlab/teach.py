@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.data import Digits, one_hot
-from digitlab.models import ModelConfig, build_model
+from digitlab.models import ModelConfig, accuracy, build_model
 from digitlab.training import (
     EventSink,
     StopFlag,
@@ -155,15 +155,6 @@ def check_drawings(images, labels) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(x, 0.0, 1.0), y.astype("int64")
 
 
-def drawing_accuracy(model, images: np.ndarray, labels: np.ndarray) -> float | None:
-    """Share of drawings (float32 in [0, 1]) the model reads right; None for no drawings."""
-    if len(labels) == 0:
-        return None
-    from digitlab.models import probabilities
-
-    return float((probabilities(model, images).argmax(axis=1) == labels).mean())
-
-
 def mixed_examples(
     digits: Digits, x_draw: np.ndarray, y_draw: np.ndarray, config: TeachConfig, seed: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +218,7 @@ def teach(
     before = Scores(n_held_out=len(held_idx))
     if model is not None:
         before.mnist = evaluate(model, digits.x_test, digits.y_test)[1]
-        before.held_out = drawing_accuracy(model, x_held, y_held)
+        before.held_out = accuracy(model, x_held, y_held)
     if on_event:
         on_event({"type": "before", **dataclasses.asdict(before)})
 
@@ -251,7 +242,7 @@ def teach(
     )
     after = Scores(
         mnist=evaluate(work, digits.x_test, digits.y_test)[1],
-        held_out=drawing_accuracy(work, x_held, y_held),
+        held_out=accuracy(work, x_held, y_held),
         n_held_out=len(held_idx),
     )
     result = TeachResult(

@@ -84,9 +84,9 @@ def test_train_page_runs_and_shows_results(app):
     assert at.metric[2].value == "2 of 2"
     assert len(charts_of(at)) >= 4  # loss, accuracy, confusion matrix, misclassified gallery
     assert "Misclassified test digits" in texts(at)
-    cm = at.session_state["current_model"]
-    assert cm is not None and cm.origin == "trained here"
-    assert f"Current model: **{cm.name}**" in texts(at)
+    model_now = at.session_state["current_model"]
+    assert model_now is not None and model_now.origin == "trained here"
+    assert f"Current model: **{model_now.name}**" in texts(at)
     # Save it; it is listed for loading, and a fresh session on the Draw page loads it.
     at.text_input[0].set_value("my first")
     at.button(key="save_model").click().run()
@@ -207,8 +207,8 @@ def test_draw_page_quick_training(app):
     assert not at.exception
     at = finish(at, "quick_job")
     assert not at.exception
-    cm = at.session_state["current_model"]
-    assert cm is not None and cm.saved_as == "quick-mlp"
+    model_now = at.session_state["current_model"]
+    assert model_now is not None and model_now.saved_as == "quick-mlp"
     assert "There is no model yet" not in texts(at)
     assert at.slider(key="draw_width").value == 18
 

@@ -261,3 +261,17 @@ def test_a_model_from_outside_is_described_from_its_layers():
     assert (arch_of(mlp), arch_of(cnn)) == ("mlp", "cnn")
     data = model_bytes(mlp)
     assert data[:2] == b"PK"  # a .keras zip, as the download button sends it
+
+
+def test_one_accuracy_for_pages_and_teaching(tiny_digits):
+    """models.accuracy on [0, 1] images agrees with training.evaluate's on the same digits."""
+    from digitlab.data import normalise
+    from digitlab.models import accuracy
+    from digitlab.training import TrainConfig, evaluate, train
+
+    model = train(
+        tiny_digits, model_config=ModelConfig(hidden_units=32), train_config=TrainConfig(epochs=1)
+    ).model
+    x, y = tiny_digits.x_test, tiny_digits.y_test
+    assert accuracy(model, normalise(x), y) == pytest.approx(evaluate(model, x, y)[1], abs=1e-9)
+    assert accuracy(model, np.zeros((0, 28, 28), np.float32), np.zeros(0)) is None

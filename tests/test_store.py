@@ -380,3 +380,21 @@ def test_a_writer_killed_mid_save_leaves_whole_items(tmp_path, delay, monkeypatc
     assert all(len(r["folds"]) == 50 for r in store.list_cv(learner="ana"))
     leftovers = [p.name for p in files_under(home) if p.name.startswith(".")]
     assert all(".tmp" in n for n in leftovers)  # at most an unlisted temporary
+
+
+def test_a_finished_run_is_kept_with_its_settings_and_scores(tiny_digits):
+    """store.save_trained: the one way the quick model and `train --save-as` are kept."""
+    from digitlab.models import ModelConfig
+    from digitlab.training import TrainConfig, train
+
+    result = train(
+        tiny_digits, model_config=ModelConfig(hidden_units=16), train_config=TrainConfig(epochs=1)
+    )
+    first = store.save_trained(result, learner="ana")
+    again = store.save_trained(result, learner="ana")
+    assert (first.name, again.name) == (store.QUICK_MODEL, store.QUICK_MODEL)
+    assert first.id != again.id  # the same name twice: two versions
+    meta = again.meta
+    assert meta["arch"] == "mlp" and meta["description"] == result.model_config.describe()
+    assert meta["test_accuracy"] == result.test_accuracy and meta["origin"] == "trained here"
+    assert meta["data_source"] == tiny_digits.source

@@ -78,18 +78,7 @@ def absorb_finished() -> bool:
         if key == "quick_job":  # the Draw page's quick model is kept so the next visit finds it
             from digitlab import store
 
-            saved = store.save_model(  # the learner's own: a second one is a new version
-                result.model,
-                learner=job.learner,
-                name="quick-mlp",
-                meta={
-                    "arch": result.model_config.arch,
-                    "description": result.model_config.describe(),
-                    "test_accuracy": result.test_accuracy,
-                    "test_loss": result.test_loss,
-                    "data_source": result.data_source,
-                },
-            ).name
+            saved = store.save_trained(result, learner=job.learner).name  # a new version
         state.set_current(
             result.model,
             name=saved

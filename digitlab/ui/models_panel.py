@@ -12,36 +12,38 @@ from digitlab.ui import learner, state
 
 
 def save_and_download() -> None:
-    cm = state.current()
-    if cm is None:
+    model_now = state.current()
+    if model_now is None:
         st.caption("No current model yet: train one above, or load one.")
         return
-    st.markdown(f"Current model: **{learner.md(cm.name)}** · {cm.description}")
+    st.markdown(f"Current model: **{learner.md(model_now.name)}** · {model_now.description}")
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    name = c1.text_input("Save as", value=cm.saved_as or cm.name, key=f"save_name_{id(cm)}")
+    name = c1.text_input(
+        "Save as", value=model_now.saved_as or model_now.name, key=f"save_name_{id(model_now)}"
+    )
     if c2.button("Save", key="save_model"):
         try:
             entry = store.save_model(
-                cm.model,
+                model_now.model,
                 learner=learner.name(),
                 name=name,
-                meta={
-                    "arch": cm.arch,
-                    "description": cm.description,
-                    "test_accuracy": cm.test_accuracy,
-                    "origin": cm.origin,
-                },
+                meta=store.model_meta(
+                    arch=model_now.arch,
+                    description=model_now.description,
+                    test_accuracy=model_now.test_accuracy,
+                    origin=model_now.origin,
+                ),
             )
         except (store.StoreError, OSError) as e:
             st.error(f"Could not save the model: {e}")
         else:
-            cm.saved_as = entry.name
+            model_now.saved_as = entry.name
             whose = "yours" if learner.name() else "the room's"
             st.success(f"Saved as {learner.md(entry.title)}, {whose}.")
     c3.download_button(
         "Download .keras",
-        data=lambda: models.model_bytes(cm.model),
-        file_name=f"{_file_stem(cm.saved_as or cm.name)}.keras",
+        data=lambda: models.model_bytes(model_now.model),
+        file_name=f"{_file_stem(model_now.saved_as or model_now.name)}.keras",
         mime="application/zip",
         key="download_model",
     )
@@ -80,11 +82,10 @@ def load() -> None:
             except ModelError as e:
                 st.error(learner.md(e))  # it names the file: its characters, never markup
             else:
-                from digitlab import explore
                 from digitlab.data import normalise
 
                 digits = state.digits()
-                acc = explore.accuracy_on(model, normalise(digits.x_test), digits.y_test)
+                acc = models.accuracy(model, normalise(digits.x_test), digits.y_test)
                 state.set_current(
                     model,
                     name=Path(up.name).stem,

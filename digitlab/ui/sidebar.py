@@ -16,13 +16,19 @@ def render(digits: Digits) -> None:
         st.markdown(f"**{kind}**: {len(digits.x_train):,} train · {len(digits.x_test):,} test")
         st.caption(digits.source)
         st.subheader("Current model")
-        cm = state.current()
-        if cm is None:
+        model_now = state.current()
+        if model_now is None:
             st.markdown("none yet: train one, or load one on the Train page")
         else:
-            acc = f"{cm.test_accuracy:.4f}" if cm.test_accuracy is not None else "not measured"
-            st.markdown(f"**{learner.md(cm.name)}** ({cm.origin})  \ntest accuracy **{acc}**")
-            st.caption(cm.description)
+            acc = (
+                f"{model_now.test_accuracy:.4f}"
+                if model_now.test_accuracy is not None
+                else "not measured"
+            )
+            st.markdown(
+                f"**{learner.md(model_now.name)}** ({model_now.origin})  \ntest accuracy **{acc}**"
+            )
+            st.caption(model_now.description)
         engine_line()
         # A timer only while this session has a run going: every timed rerun competes with the
         # reruns that answer drawings, and a widget change that lands during one can be lost.

@@ -109,9 +109,9 @@ def server_default():
 def reading_model() -> CurrentModel | None:
     """The model that reads drawings: this session's current model, else the server's default
     one once it is ready, else None."""
-    cm = current()
-    if cm is not None:
-        return cm
+    model_now = current()
+    if model_now is not None:
+        return model_now
     server = server_default()
     model = server.model
     if model is None:
@@ -126,9 +126,9 @@ def reading_model() -> CurrentModel | None:
 
 
 def set_current(model, **info) -> CurrentModel:
-    cm = CurrentModel(model=model, **info)
-    st.session_state["current_model"] = cm
-    return cm
+    model_now = CurrentModel(model=model, **info)
+    st.session_state["current_model"] = model_now
+    return model_now
 
 
 def set_current_saved(model, entry) -> CurrentModel:
