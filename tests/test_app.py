@@ -133,6 +133,31 @@ def test_train_page_refuses_an_upload_that_is_no_model_in_one_sentence(app):
     assert at.session_state["current_model"] is None  # nothing replaced the (absent) model
 
 
+def test_evaluate_page_runs_exactly_the_digits_it_shows(app):
+    """Five digits typed (below any sensible size): the page says the folds mean little, and
+    the run uses exactly those five, not all the digits behind them."""
+    at = app.switch_page("app_pages/evaluate.py").run()
+    at.number_input(key="cv_folds").set_value(5)
+    at.number_input(key="cv_epochs").set_value(1)
+    at.number_input(key="cv_n").set_value(5).run()
+    assert "Each fold tests only 1 digit" in texts(at) and "mean little" in texts(at)
+    at.button(key="cv_start").click().run()
+    assert not at.exception
+    job = at.session_state["cv_job"]
+    assert job.wait(TIMEOUT) and job.status == "done", job.progress.error
+    folds = job.progress.result["fresh"].folds
+    assert [(f.n_train, f.n_test) for f in folds] == [(4, 1)] * 5  # 5 digits in all, no more
+
+
+def test_evaluate_page_refuses_more_folds_than_digits_in_one_sentence(app):
+    at = app.switch_page("app_pages/evaluate.py").run()
+    at.number_input(key="cv_folds").set_value(6)
+    at.number_input(key="cv_n").set_value(5)
+    at.button(key="cv_start").click().run()
+    assert [e.value for e in at.error] == ["6 folds need at least 6 digits, but there are only 5."]
+    assert at.session_state["cv_job"] is None  # nothing started
+
+
 def test_evaluate_page_two_folds_with_reused_variant(app):
     at = app.switch_page("app_pages/evaluate.py").run()
     at.number_input(key="cv_folds").set_value(2)
