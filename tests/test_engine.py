@@ -31,6 +31,16 @@ def submit(jm, work_fn, **kwargs):
     return jm.submit(work_fn, watched=False, **kwargs)
 
 
+def start_training(jm, digits, train_config, label: str):
+    """A training job of the small network, as a page submits it (work.training_work)."""
+    return submit(
+        jm,
+        work.training_work(digits, model_config=SMALL, train_config=train_config),
+        kind="train",
+        label=label,
+    )
+
+
 def wait_for(cond, timeout=120.0, what="condition"):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -112,12 +122,7 @@ def test_data_goes_to_the_object_store_once(tiny_digits):
 def test_training_job_events_and_model(tiny_digits):
     jm = JobManager(max_jobs=1)
     tcfg = TrainConfig(epochs=2, batch_size=64)
-    job = submit(
-        jm,
-        work.training_work(tiny_digits, model_config=SMALL, train_config=tcfg),
-        kind="train",
-        label="engine run",
-    )
+    job = start_training(jm, tiny_digits, tcfg, "engine run")
     assert job.wait(300)
     p = job.progress
     assert p.status == "done", p.error
@@ -135,14 +140,7 @@ def test_training_job_events_and_model(tiny_digits):
 
 def test_stop_reaches_the_worker_and_keeps_the_partial_model(tiny_digits):
     jm = JobManager(max_jobs=1)
-    job = submit(
-        jm,
-        work.training_work(
-            tiny_digits, model_config=SMALL, train_config=TrainConfig(epochs=200, batch_size=16)
-        ),
-        kind="train",
-        label="long run",
-    )
+    job = start_training(jm, tiny_digits, TrainConfig(epochs=200, batch_size=16), "long run")
     wait_for(lambda: job.progress.of_type("epoch"), what="a first epoch")
     job.stop()
     assert job.wait(120)
@@ -155,23 +153,13 @@ def test_stop_reaches_the_worker_and_keeps_the_partial_model(tiny_digits):
 def test_a_killed_worker_ends_the_job_in_one_sentence_and_the_next_runs(tiny_digits):
     jm = JobManager(max_jobs=1)
     long = TrainConfig(epochs=200, batch_size=16)
-    job = submit(
-        jm,
-        work.training_work(tiny_digits, model_config=SMALL, train_config=long),
-        kind="train",
-        label="doomed run",
-    )
+    job = start_training(jm, tiny_digits, long, "doomed run")
     wait_for(lambda: job.progress.of_type("epoch"), what="a first epoch")
     os.kill(job.progress.workers[0]["pid"], signal.SIGKILL)
     assert job.wait(120)
     assert job.progress.status == "failed"
     assert job.progress.error == "The worker running this job died."
-    after = submit(
-        jm,
-        work.training_work(tiny_digits, model_config=SMALL, train_config=TrainConfig(epochs=1)),
-        kind="train",
-        label="next run",
-    )
+    after = start_training(jm, tiny_digits, TrainConfig(epochs=1), "next run")
     assert after.wait(300) and after.progress.status == "done", after.progress.error
 
 
