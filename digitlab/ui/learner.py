@@ -42,8 +42,12 @@ def sync() -> None:
             ss["learner"] = store.check_learner(wanted)
         except store.StoreError as e:
             ss["learner_error"], ss["learner_refused"] = str(e), wanted
+    if not ss.get("learner_error"):
+        # The box shows this session's learner on every run. Set only once, it came back empty
+        # after a page switch (the sidebar's widget is made anew for each page), and the next
+        # rerun sent that empty box back as a change, which made the learner the room: ten
+        # browsers opening ?learner=... and then the Draw page lost 5 of 10 learners that way.
         ss["learner_box"] = ss["learner"] or ""
-    ss.setdefault("learner_box", ss["learner"] or "")
     if ss["learner"] and wanted != ss["learner"]:
         st.query_params["learner"] = ss["learner"]  # a page switch clears it: put it back
 

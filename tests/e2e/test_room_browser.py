@@ -191,3 +191,30 @@ def test_two_learners_and_the_instructor(server, browser, shots):
         docs = ROOT / "docs" / "screenshots"
         shutil.copy(shots / "room-02-room-page.png", docs / "room.png")
         shutil.copy(shots / "room-03-instructor.png", docs / "instructor.png")
+
+
+def test_the_learner_stays_after_a_page_switch(server, browser):
+    """Five learners open their links at once, then the Draw page: each name box still shows its
+    learner, and each page works as that learner (the box once came back empty after the page
+    switch, and the next rerun sent it as a change that made the learner the room: 9 of 10
+    browsers opening the Draw page this way)."""
+    names = [f"dana-{i}" for i in range(5)]
+    opened = []
+    try:
+        for who in names:  # every session's first run under way together
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(LONG)
+            page.goto(f"{server.url}/?learner={who}", wait_until="commit")
+            opened.append((who, context, page))
+        for _, _, page in opened:
+            page.get_by_role("heading", name="DigitLab").wait_for()
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Draw").first.click()
+        for who, _, page in opened:
+            page.get_by_role("heading", name="Draw a digit").wait_for()
+            page.wait_for_timeout(1000)  # the runs after the switch have come and gone
+            expect(page.get_by_role("textbox", name="Your name")).to_have_value(who)
+            assert page.get_by_text("No name yet").count() == 0
+    finally:
+        for _, context, _ in opened:
+            context.close()
