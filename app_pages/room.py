@@ -7,7 +7,7 @@ import streamlit as st
 
 from digitlab import charts, jobs, room, store
 from digitlab.models import ModelError
-from digitlab.ui import learner
+from digitlab.ui import learner, serverload_panel
 
 me = learner.name()
 st.title("The room")
@@ -115,7 +115,9 @@ if learner.instructor_enabled():
     st.subheader("Instructor")
     if learner.instructor_unlock():
         every = store.list_all_models()
-        t1, t2, t3, t4 = st.tabs(["Room model", "Hide", "Jobs", "Export and clear"])
+        t1, t2, t3, t4, t5 = st.tabs(
+            ["Room model", "Hide", "Jobs", "Export and clear", "Server load"]
+        )
         with t1:
             if not every:
                 st.caption("No saved models in the room yet.")
@@ -160,6 +162,8 @@ if learner.instructor_enabled():
                 if c.button("Stop", key=f"room_stop_{job.id}"):
                     job.stop()
                     st.rerun()
+        with t5:
+            serverload_panel.render()  # sessions, the job queue, CPU: trouble seen coming
         with t4:
             st.download_button(
                 "Export the room (.zip)",

@@ -188,6 +188,7 @@ def test_instructor_controls(env, tiny_model):
     assert "not the instructor's password" in " ".join(e.value for e in at.error)
     at.text_input(key="instructor_password").input("teach").run()
     assert not at.exception
+    assert "Server memory" in [m.label for m in at.metric]  # the server's load, for the instructor
     # the room model: the Room page then shows its confusion on the room's drawings
     at.selectbox(key="room_model_pick").set_value(seeded["ana"].id).run()
     at.button(key="room_model_set").click().run()
