@@ -66,6 +66,8 @@ _connected = threading.Event()
 _error: str | None = None
 _hub = None  # this driver's Hub actor handle
 _started: threading.Thread | None = None
+_failed_at: float | None = None  # when the last try to start or join failed
+RETRY_S = 30.0  # a failed start is tried again on the next page run after this long
 
 
 def address() -> str | None:
@@ -157,13 +159,15 @@ def _connect_here() -> None:
 def start_in_background(*, warm_up: bool = True) -> None:
     """Start or join Ray in the owner thread, once: the first page does not wait for it (about
     4 s); then (warm_up) import TensorFlow in one worker per CPU."""
-    global _started, _error
+    global _started
     with _lock:
         if _started is not None and (_started.is_alive() or _connected.is_set()):
             return
-        _error = None
+        if _failed_at is not None and time.monotonic() - _failed_at < RETRY_S:
+            return  # the last try failed just now: its sentence stands until the next try
 
         def own():
+            global _failed_at
             # This thread and the Ray services it starts run below the server's priority: a
             # page served while Ray starts (about 4 s of CPU) does not wait for it.
             with contextlib.suppress(OSError):
@@ -173,6 +177,7 @@ def start_in_background(*, warm_up: bool = True) -> None:
                 if warm_up:
                     warm()
             except EngineError as e:  # kept in _error: pages and the CLI say it
+                _failed_at = time.monotonic()
                 log.info("%s", e)
                 return
             except Exception:  # warming is an optimisation: a job imports TensorFlow itself
@@ -240,12 +245,12 @@ def error() -> str | None:
 
 def shutdown() -> None:
     """Leave Ray (tests and scripts that switch clusters)."""
-    global _hub, _error, _started, _nodes
+    global _hub, _error, _started, _nodes, _failed_at
     with _lock:
         import ray
 
         _puts.clear()
-        _hub, _error, _started, _nodes = None, None, None, None
+        _hub, _error, _started, _nodes, _failed_at = None, None, None, None, None
         _connected.clear()
         if ray.is_initialized():
             ray.shutdown()
@@ -406,12 +411,6 @@ def _remote():
     if _classes is None:
         _classes = _remote_classes()
     return _classes
-
-
-def __getattr__(name):  # Hub is made on first use: importing this module does not import Ray
-    if name == "Hub":
-        return _remote()[0]
-    raise AttributeError(name)
 
 
 # ---------------------------------------------------------------------------------------------
