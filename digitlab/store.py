@@ -39,11 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.files import (  # noqa: F401
+from digitlab.files import (
     _json_default,
     atomic_write,
     atomic_write_bytes,
-    atomic_write_json,
     read_json,
 )
 

@@ -416,7 +416,7 @@ def default_model(
         digits, model_config=DEFAULT_MODEL, train_config=cfg, on_event=on_event, stop=stop
     )
     if not result.stopped:
-        from digitlab.store import atomic_write_json
+        from digitlab.files import atomic_write_json
 
         path.parent.mkdir(parents=True, exist_ok=True)
         save_model_file(result.model, path)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import crossval, store
+from digitlab import crossval, files, store
 
 HOSTILE = ["<script>alert(1)</script>", "../../x", "**bold**[link](javascript:alert(1))", "/etc"]
 
@@ -188,15 +188,15 @@ def test_cv_results_newest_first_and_survive_restart(digitlab_home):
 
 def test_crash_mid_write_keeps_old_file(digitlab_home):
     target = store.folder("x") / "run.json"
-    store.atomic_write_json(target, {"v": "old"})
+    files.atomic_write_json(target, {"v": "old"})
 
     def half_then_crash(tmp):
         tmp.write_text('{"v": "ne')  # half a file ...
         raise OSError("disk full")  # ... then the crash
 
     with pytest.raises(OSError, match="disk full"):
-        store.atomic_write(target, half_then_crash)
-    assert store.read_json(target) == {"v": "old"}
+        files.atomic_write(target, half_then_crash)
+    assert files.read_json(target) == {"v": "old"}
     assert [p.name for p in target.parent.iterdir()] == ["run.json"]  # no temp file left
 
 
