@@ -35,9 +35,8 @@ log = logging.getLogger(__name__)
 Work = Callable[[Callable[[dict], None], threading.Event], Any]
 Status = Literal["queued", "running", "done", "stopped", "failed"]
 FINAL: tuple[Status, ...] = ("done", "stopped", "failed")
-KEEP_FINISHED_S = (
-    3600  # finished jobs leave the server-wide list after this (a session may keep its handle)
-)
+# Finished jobs leave the server-wide list after this long (a session may keep its handle).
+KEEP_FINISHED_S = 3600
 
 
 def default_max_jobs(cpus: int | None = None) -> int:
@@ -366,8 +365,9 @@ class JobManager:
         except BaseException as e:  # the thread must never die silently
             p.error = error_sentence(e, f"The {job.label}")
             p.status = "failed"
-            if getattr(e, "quiet", False):  # e.g. the server is shutting down
-                log.info("job %s ended: %s", job.id, p.error)
+            if not threading.main_thread().is_alive():  # the server is exiting: Python tears
+                # down the modules (Keras's among them) under a job that outlives it
+                log.info("job %s ended with the server: %s", job.id, p.error)
             else:
                 log.warning("job %s failed: %s\n%s", job.id, p.error, traceback.format_exc())
         finally:

@@ -212,3 +212,50 @@ def test_progress_text_for_a_training_run_and_a_kfold_run():
     cv.record({"type": "fold_end", "fold": 1, "variant": "fresh"})
     cv.record({"type": "fold_start", "fold": 1, "variant": "reused"})
     assert cv.text().startswith("Fold 1 (reused model), epoch 1 of 2 · 1 of 4 fold runs done")
+
+
+EXIT_SCRIPT = """
+import atexit, logging, sys, threading
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+from digitlab.jobs import JobManager
+
+def work(on_event, stop):
+    if sys.argv[1] == "exiting":
+        threading.main_thread().join()  # returns once the main thread has ended: Python exits
+    raise RuntimeError("the modules under this job are gone")
+
+job = JobManager(max_jobs=1).submit(work, heavy=False, watched=False)
+if sys.argv[1] == "exiting":
+    atexit.register(job.wait, 20)  # Python is exiting: the job fails now
+else:
+    job.wait(20)
+print("status", job.progress.status)
+"""
+
+
+@pytest.mark.parametrize("when", ["running", "exiting"])
+def test_a_job_failing_as_the_server_exits_is_noted_without_a_traceback(tmp_path, when):
+    """A job that fails while the server process exits (Keras torn down under it, seen in the load
+    test) is one line in the log; a failure while the server runs keeps its traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "exit_job.py"
+    script.write_text(EXIT_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), when],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    assert out.returncode == 0, out.stderr
+    if when == "running":
+        assert "status failed" in out.stdout
+        assert "Traceback" in out.stderr and "WARNING job 1 failed" in out.stderr
+    else:
+        assert "Traceback" not in out.stderr, out.stderr
+        assert "INFO job 1 ended with the server: The job failed: RuntimeError" in out.stderr
