@@ -46,7 +46,9 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 CANVAS = 280  # the Draw page's canvas, px
 PEN = 18  # the Draw page's default pen width, px
-DIGIT_RE = re.compile(r"font-size:7rem[^>]*>(\d)</div>\s*confidence \*\*([\d.]+%)\*\*")
+DIGIT_RE = re.compile(
+    r"font-size:7rem[^>]*>(\d)</div>.*?confidence\s*(?:\*\*|<b>)([\d.]+%)", re.DOTALL
+)
 DONE = {
     "FINISHED_SUCCESSFULLY",
     "FINISHED_FRAGMENT_RUN_SUCCESSFULLY",
