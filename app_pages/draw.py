@@ -32,11 +32,10 @@ if state.current() is None and not ss.get("draw_autoload_tried"):
 
 model_now = state.current()
 quick = ss["quick_job"]
-server = state.server_default()  # the server's default model: made once, in the background
 
 
 @st.fragment(run_every=0.5)
-def default_progress() -> None:
+def default_progress(server) -> None:
     """One element while waiting, as many as the caption that replaces it: the canvas below
     keeps its place in the page (a shifted canvas is built anew, and loses its strokes)."""
     if server.model is not None or server.error is not None:
@@ -53,6 +52,7 @@ def quick_progress() -> None:
 
 
 if model_now is None:
+    server = state.server_default()  # made once per server, in the background, when first needed
     if quick is not None and not quick.progress.finished:
         st.info("Training the tutorial's network for you ...")
         quick_progress()
@@ -60,13 +60,13 @@ if model_now is None:
         if quick is not None:
             jobpanel.show_outcome(quick)
         if server.model is not None:
+            score = f" (MNIST test {server.test_accuracy:.1%})" if server.test_accuracy else ""
             st.caption(
-                f"Reading with the server's default model: {server.describe()} (MNIST test "
-                f"{server.test_accuracy:.1%}). Train your own on the Train page, load one there, "
-                "or train the tutorial's network here."
+                f"Reading with the server's default model: {server.describe()}{score}. Train "
+                "your own on the Train page, load one there, or train the tutorial's network here."
             )
         elif server.error is None:
-            default_progress()
+            default_progress(server)
         else:
             st.info(
                 "There is no model yet to read your digits. Train one on the Train page, load "
@@ -219,6 +219,9 @@ def why(model, reading) -> None:
     """The "Why this answer" and "What it learned" views (digitlab.explain) for this drawing."""
     if reading.image is None:
         st.caption("Draw a digit to see why the network reads it as it does.")
+        return
+    if not models.is_keras(model):
+        st.caption("These views open once the server's default model is ready (in a minute).")
         return
     if ss.get("draw_rival_for") != reading.digit or "draw_rival" not in ss:  # a new answer:
         # compare it with its runner-up

@@ -314,6 +314,55 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
     return p
 
 
+class FirstPass:
+    """A smaller tutorial network (784 -> 128 ReLU -> 10 softmax) fitted for one pass over the
+    digits by scikit-learn's MLPClassifier: about a second, and no TensorFlow to import first
+    (5 s on the benchmark machine), so a fresh server reads drawings at once while the Keras
+    default trains (teach.ServerDefault; BENCHMARKS.md, "Ready to draw at once"). It reads and
+    scores drawings (predict_proba, accuracy); the views inside the network and teaching need a
+    Keras model."""
+
+    HIDDEN_UNITS = 128  # 512 (the tutorial's): 3.7x the time for 2.7 points on drawings
+
+    # Its matrix products run on one BLAS thread, one call at a time: a fork in another thread
+    # (Ray starting its services) while OpenBLAS's own threads work deadlocks both
+    # (tests/test_teach.py, test_a_first_pass_never_hangs_a_fork).
+    _blas = threading.Lock()
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, seed: int = 0):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        self.network = MLPClassifier(
+            hidden_layer_sizes=(self.HIDDEN_UNITS,), max_iter=1, batch_size=128, random_state=seed
+        )
+        x = np.asarray(images, dtype="float32").reshape(len(images), -1)
+        with self._one_thread(), warnings.catch_warnings():  # one pass: no convergence wanted
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.network.fit(x, labels)
+        if list(self.network.classes_) != list(range(10)):
+            raise ModelError("A first pass needs examples of all ten digits.")
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, dtype="float32").reshape(-1, 784)
+        with self._one_thread():
+            return self.network.predict_proba(x).astype("float32")
+
+    @contextlib.contextmanager
+    def _one_thread(self):
+        from threadpoolctl import threadpool_limits
+
+        with self._blas, threadpool_limits(limits=1, user_api="blas"):
+            yield
+
+
+def is_keras(model) -> bool:
+    """A Keras model (everything but a FirstPass): what the views and teaching need."""
+    return model is not None and not isinstance(model, FirstPass)
+
+
 def predict_proba(model, images: np.ndarray) -> np.ndarray:
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by a direct model call.
 
@@ -321,6 +370,8 @@ def predict_proba(model, images: np.ndarray) -> np.ndarray:
     call for each input shape): a tenth of an eager model(x), and no dataset built per call as
     model.predict does (BENCHMARKS.md, "Prediction").
     """
+    if isinstance(model, FirstPass):
+        return model.predict_proba(images)
     out = _direct_call(model)(_model_input(model, images))
     return np.asarray(out, dtype="float32")
 
@@ -329,6 +380,8 @@ def probabilities(model, images: np.ndarray, *, batch_size: int = 2000) -> np.nd
     """(n, 28, 28) float32 in [0, 1] -> (n, 10) probabilities, by plain (uncompiled) model calls
     in chunks: for one pass over a test set, an XLA compile costs more than it saves
     (BENCHMARKS.md, "Training")."""
+    if isinstance(model, FirstPass):
+        return model.predict_proba(images)
     x = _model_input(model, images)
     chunks = [
         np.asarray(model(x[i : i + batch_size], training=False), dtype="float32")

@@ -14,13 +14,15 @@ job like any training: the same epoch and batch events, Stop within a batch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from digitlab.data import Digits, one_hot
+from digitlab.data import Digits, normalise, one_hot
 from digitlab.models import ModelConfig, accuracy, build_model
 from digitlab.training import (
     EventSink,
@@ -30,6 +32,11 @@ from digitlab.training import (
     evaluate,
     run_epochs,
 )
+
+# training.train's signature: (digits, *, model_config, train_config, on_event, stop) -> TrainResult
+Trainer = Callable[..., Any]
+
+log = logging.getLogger(__name__)
 
 HOLD_OUT_EVERY = 5  # the 5th, 10th, 15th, ... drawing is held out: 20%, the same split each time
 
@@ -362,7 +369,6 @@ def read_drawing_folder(root) -> DrawingFolder:
 
 
 DEFAULT_MODEL = ModelConfig()  # the tutorial's network, as Quick-train builds it
-FIRST_PASS = TrainConfig(epochs=1, validation_fraction=0.0, seed=0)  # plain: about 1 s on MNIST
 
 
 def default_train_config(n_train: int) -> TrainConfig:
@@ -387,15 +393,22 @@ def default_model_path(digits: Digits):
 
 
 def default_model(
-    digits: Digits, *, on_event: EventSink | None = None, stop: StopFlag | None = None
+    digits: Digits,
+    *,
+    on_event: EventSink | None = None,
+    stop: StopFlag | None = None,
+    train: Trainer | None = None,
 ):
     """The default model (a TrainResult): read from DIGITLAB_HOME when an earlier start left it
-    there, else trained (default_train_config) and kept there for the next start."""
+    there, else trained (default_train_config; by `train`, default training.train, here) and kept
+    there for the next start."""
     import json
 
     from digitlab.models import ModelError, load_model_file, save_model_file
-    from digitlab.training import TrainResult, train
+    from digitlab.training import TrainResult
 
+    if train is None:
+        from digitlab.training import train
     cfg = default_train_config(len(digits.x_train))
     path = default_model_path(digits)
     meta = path.with_suffix(".json")
@@ -425,14 +438,17 @@ def default_model(
 
 
 class ServerDefault:
-    """The server's default model, made once in a background thread: first a one-epoch network
-    (FIRST_PASS, about a second of training) so drawings are read at once, then the default
-    model (default_model), which replaces it. Pages read `.model` (None until the first is
-    ready); nothing here touches Streamlit.
+    """The server's default model, made once in a background thread: first a quick pass
+    (models.FirstPass: scikit-learn, about 2 s, and no TensorFlow to import), so drawings are
+    read at once, then the default model (default_model: read from DIGITLAB_HOME, else trained
+    by `train`: the app passes the engine's, so the long run does not share the server's cores at
+    its priority), which replaces it. Pages read `.model` (None until the first is ready);
+    nothing here touches Streamlit.
     """
 
-    def __init__(self, digits: Digits):
+    def __init__(self, digits: Digits, *, train: Trainer | None = None):
         self.digits = digits
+        self._train = train
         self.model = None  # the best model so far; replaced, never changed in place
         self.stage: str | None = None  # "first", then "default"
         self.test_accuracy: float | None = None
@@ -458,27 +474,37 @@ class ServerDefault:
 
     def describe(self) -> str:
         if self.stage == "first":
-            return "a first pass of the tutorial's network (1 epoch); its full version follows"
+            return (
+                "a quick first pass (a small network, one epoch, scikit-learn); "
+                "the tutorial's network follows in a minute"
+            )
         return f"the tutorial's network, {default_train_config(len(self.digits.x_train)).epochs} augmented epochs"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the default model (not the first pass) is ready or failed."""
         return self._done.wait(timeout) if self._done is not None else False
 
-    def _publish(self, result, stage: str) -> None:
-        self.test_accuracy = result.test_accuracy
-        self.model = result.model
+    def _publish(self, model, test_accuracy: float | None, stage: str) -> None:
+        self.test_accuracy = test_accuracy
+        self.model = model
         self.stage = stage
         self.ready_s[stage] = time.perf_counter() - self.started_at
+        log.info(
+            "the server's default model, %s stage, ready %.1f s after its start",
+            stage,
+            self.ready_s[stage],
+        )
 
     def _run(self) -> None:
-        from digitlab.training import train
+        from digitlab.models import FirstPass
 
+        d = self.digits
         try:
-            if not default_model_path(self.digits).is_file():
-                first = train(self.digits, model_config=DEFAULT_MODEL, train_config=FIRST_PASS)
-                self._publish(first, "first")
-            self._publish(default_model(self.digits), "default")
+            first = FirstPass(normalise(d.x_train), d.y_train)
+            self._publish(first, None, "first")  # drawings are read from now on
+            self.test_accuracy = accuracy(first, normalise(d.x_test), d.y_test)
+            result = default_model(d, train=self._train)
+            self._publish(result.model, result.test_accuracy, "default")
         except Exception as e:  # a page shows it; the server goes on without a default model
             self.error = f"The default model could not be made: {type(e).__name__}: {e}"[:300]
         finally:

@@ -162,3 +162,83 @@ def test_a_config_that_cannot_work_says_why():
         TeachConfig(drawing_share=1.0)
     with pytest.raises(TeachError, match="Hold out every"):
         TeachConfig(hold_out_every=1)
+
+
+def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_default(
+    tmp_path, monkeypatch
+):
+    """A fresh server: a scikit-learn first pass (no TensorFlow) reads drawings first; then the
+    default model, trained by the trainer the server gives it, replaces it and is kept."""
+    from digitlab import models
+    from digitlab.data import normalise, offline_subset
+    from digitlab.models import FirstPass
+    from digitlab.teach import ServerDefault, default_model_path, default_train_config
+    from digitlab.training import train
+
+    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
+    digits = offline_subset().take(1500, 300)
+    seen = []
+
+    def trainer(d, **kwargs):
+        seen.append((len(d.x_train), kwargs["train_config"].epochs))
+        return train(d, **kwargs)
+
+    server = ServerDefault(digits, train=trainer).start()
+    assert server.wait(300) and server.error is None, server.error
+    assert set(server.ready_s) == {"first", "default"}
+    assert server.ready_s["first"] < server.ready_s["default"]
+    epochs = default_train_config(1500).epochs  # augmented, ~300,000 digits seen
+    assert seen == [(1500, epochs)]  # the default's run, by the given trainer
+    assert server.stage == "default" and models.is_keras(server.model)
+    assert default_model_path(digits).is_file()  # kept for the next start
+
+    first = FirstPass(normalise(digits.x_train), digits.y_train)
+    assert not models.is_keras(first)
+    probs = models.predict_proba(first, normalise(digits.x_test[:5]))
+    assert probs.shape == (5, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert models.accuracy(first, normalise(digits.x_test), digits.y_test) > 0.6  # chance: 0.1
+
+
+FORK_SCRIPT = """
+import subprocess, threading
+from digitlab.data import normalise, offline_subset
+from digitlab.models import FirstPass
+
+d = offline_subset()
+x, y = normalise(d.x_train), d.y_train
+done = threading.Event()
+
+def fit():
+    for _ in range(3):
+        FirstPass(x, y)
+    done.set()
+
+threading.Thread(target=fit, daemon=True).start()
+forks = 0
+while not done.is_set():  # as Ray's start forks its services beside the server's first pass
+    subprocess.run(["true"], preexec_fn=lambda: None)
+    forks += 1
+print("forks", forks)
+"""
+
+
+def test_a_first_pass_never_hangs_a_fork(tmp_path):
+    """Forks (Ray starting its services) beside a first pass's fit: with OpenBLAS's threads at
+    work both hung for good (seen on a fresh server); on one BLAS thread neither does."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) > 10

@@ -30,15 +30,16 @@ def home() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
-    engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
     state.init()  # session_state.setdefault for every key the pages use
+    digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
+    state.prepare_default()  # no room model: the server's default starts now, not on Draw
+    engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
     learner.sync()  # ?learner=NAME in the URL <-> this session's learner
     learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it
     nav = st.navigation(
         [st.Page(home, title="Home", icon=":material/home:", default=True)]
         + [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
     )
-    digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
     jobpanel.absorb_finished()  # a run that ended while away: its model is current now
     sidebar.render(digits)
     if nav.title != "Home":

@@ -92,18 +92,41 @@ def current() -> CurrentModel | None:
     return st.session_state.get("current_model")
 
 
+def _train_on_engine(digits: Digits, *, model_config, train_config, on_event=None, stop=None):
+    """training.train's signature, run as an engine task (digitlab.work)."""
+    from digitlab import work
+    from digitlab.training import StopEvent
+
+    run = work.training_work(digits, model_config=model_config, train_config=train_config)
+    return run(on_event or (lambda event: None), stop or StopEvent())
+
+
 @st.cache_resource(show_spinner=False)
 def _server_default(source: str, n_train: int):
     from digitlab.teach import ServerDefault
 
-    return ServerDefault(digits()).start()
+    return ServerDefault(digits(), train=_train_on_engine).start()
 
 
 def server_default():
     """The server's default model (teach.ServerDefault): one per server and dataset, started in
-    a background thread by the first call (the first visit to the Draw page)."""
+    a background thread by the first call (the first Draw page of a learner with no model)."""
     d = digits()
     return _server_default(d.source, len(d.x_train))
+
+
+def prepare_default() -> None:
+    """Once per session: when the room has no model for learners to fall back to, start the
+    server's default model now (its quick first pass is ready about a second later), so a
+    learner's first drawing is read without waiting (issue 15: within 5 s of the first visit)."""
+    ss = st.session_state
+    if ss.get("default_checked"):
+        return
+    ss["default_checked"] = True
+    from digitlab import store
+
+    if store.room_model() is None:
+        server_default()
 
 
 def reading_model() -> CurrentModel | None:

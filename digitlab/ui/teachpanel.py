@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from digitlab import store, work
+from digitlab import models, store, work
 from digitlab.models import ModelConfig
 from digitlab.teach import TeachConfig, before_after_rows
 from digitlab.training import TrainConfig
@@ -54,6 +54,8 @@ def _panel(digits, key: str, timed: bool) -> None:
     ss = st.session_state
     job = ss.get("teach_job")
     base = state.reading_model()
+    if base is not None and not models.is_keras(base.model):  # the server's quick first pass
+        base = None  # teaching starts a new tutorial network
     with st.container(border=True):
         st.subheader("Teach it your handwriting")
         st.caption(
