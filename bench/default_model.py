@@ -67,6 +67,11 @@ VARIANTS = {
         ModelConfig(),
         TrainConfig(epochs=5, augment=AugmentConfig(elastic=1.0)),
     ),
+    "cnn_aug10": (
+        "CNN, augment, 10 epochs",
+        ModelConfig(arch="cnn"),
+        TrainConfig(epochs=10, augment=True),
+    ),
     "cnn_shear3": (
         "CNN, augment + slant 0.3, 3 epochs",
         ModelConfig(arch="cnn"),

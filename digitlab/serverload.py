@@ -4,8 +4,8 @@
 connected (the UI layer passes the count in: only Streamlit knows it), how many heavy jobs run
 and wait, how busy this process and the machine's cores have been since the last reading, and
 this process's memory. `advice()` turns a reading into one sentence when the room is near what
-one server holds (LEARNERS_PER_CORE drawing learners per core, from the CPU a digit costs in
-bench/room_load.py) and says what to do past it.
+one server holds (LEARNERS_PER_CORE drawing learners per core, up to ONE_PROCESS_MAX, measured
+with bench/room_load.py) and says what to do past it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Drawing learners one core serves with answers within a second: derived from the server CPU a
-# digit costs (42-65 ms, its reading and clearing; bench/room_load.py, BENCHMARKS.md "Room
-# load") at a digit every ~5 s per learner, with a third of the core busy. On a loaded machine
-# the panel's CPU reading warns first.
+# Drawing learners one core serves with p95 <= 1 s, measured (bench/room_load.py, BENCHMARKS.md
+# "Room load": 60 on 2 cores, a digit every 4-5 s each, training beside them). One Streamlit
+# process runs its pages' Python under one interpreter lock, full near 0.9 of a core: past
+# ONE_PROCESS_MAX more cores do not help it (at 100 learners p95 was 1.7-2.5 s).
 LEARNERS_PER_CORE = 30
+ONE_PROCESS_MAX = 60
 BUSY = 0.85  # the machine's cores this busy: answers start to queue behind each other
 
 
@@ -39,8 +40,9 @@ class ServerLoad:
 
     @property
     def capacity(self) -> int:
-        """Drawing learners this machine's cores hold at p95 <= 1 s (measured per core)."""
-        return LEARNERS_PER_CORE * self.cores
+        """Drawing learners this server holds at p95 <= 1 s (measured per core, and the most
+        one process's interpreter lock serves)."""
+        return min(LEARNERS_PER_CORE * self.cores, ONE_PROCESS_MAX)
 
     @property
     def room_fill(self) -> float | None:
@@ -161,7 +163,8 @@ def advice(load: ServerLoad) -> str | None:
     what = "; ".join(x for x in (room, busy) if x)
     if load.level == "over":
         return (
-            f"The server is past what it holds ({what}): answers slow down. Give it more cores, "
-            "or join a Ray cluster for the training (DIGITLAB_RAY_ADDRESS)."
+            f"The server is past what it holds ({what}): answers slow down. Keep training off "
+            "its cores (a Ray cluster, DIGITLAB_RAY_ADDRESS), give it more cores, and past "
+            f"{ONE_PROCESS_MAX} learners open a second server."
         )
     return f"The server is near what it holds ({what}); more learners will slow the answers."
