@@ -20,7 +20,7 @@ import time
 
 import _common  # noqa: F401  (sys.path, quiet TensorFlow)
 import numpy as np
-from _common import ROOT_DIR, full_mnist, machine, newcomer_drawings
+from _common import ROOT_DIR, full_mnist, machine, newcomer_drawings, room_drawings
 
 from digitlab.augment import AugmentConfig
 from digitlab.models import ModelConfig
@@ -80,6 +80,15 @@ VARIANTS = {
 }
 
 
+def rotated(images: np.ndarray, degrees: float) -> np.ndarray:
+    """(n, 28, 28) images turned counter-clockwise about their centre (bilinear), same size."""
+    from scipy import ndimage
+
+    if degrees == 0:
+        return images
+    return ndimage.rotate(images, degrees, axes=(2, 1), reshape=False, order=1)
+
+
 def trained(name: str, digits):
     """(model, meta): cached under artifacts/default_models/, else trained now and cached."""
     import dataclasses
@@ -117,6 +126,14 @@ def main(argv=None) -> None:
         metavar="A+B",
         help="also score the mean of these cached variants' probabilities, e.g. mlp_aug10+cnn_aug3",
     )
+    ap.add_argument(
+        "--rotations",
+        default="",
+        metavar="A,B,...",
+        help="also score each variant reading every drawing turned by these angles (degrees, "
+        "counter-clockwise) and averaging, on the room's writers (1-15: where a setting is chosen) "
+        "and on the newcomers, e.g. 0,5,10",
+    )
     args = ap.parse_args(argv)
 
     from digitlab.models import predict_proba
@@ -144,9 +161,22 @@ def main(argv=None) -> None:
         else:
             model, meta = trained(name, digits)
             pred = probs(model, x_new).argmax(1)
+        if args.rotations and "+" not in name:
+            angles = [float(a) for a in args.rotations.split(",")]
+            for who, (xs, ys) in (("room", room_drawings()), ("newcomers", (x_new, y_new))):
+                turned = {a: probs(model, rotated(xs, a)) for a in angles}
+                each = ", ".join(
+                    f"{a:g}: {(p.argmax(1) == ys).mean():.4f}" for a, p in turned.items()
+                )
+                mean = (np.mean(list(turned.values()), axis=0).argmax(1) == ys).mean()
+                print(f"  {name}, {who}, turned by {each}; their mean: {mean:.4f}", flush=True)
+                out.setdefault(name, {})[f"rotations_{who}"] = {
+                    **{str(a): float((p.argmax(1) == ys).mean()) for a, p in turned.items()},
+                    "mean": float(mean),
+                }
         acc = float((pred == y_new).mean())
         digit_acc = [float((pred[y_new == d] == d).mean()) for d in range(10)]
-        out[name] = {**meta, "newcomers": acc, "per_digit": digit_acc}
+        out[name] = {**out.get(name, {}), **meta, "newcomers": acc, "per_digit": digit_acc}
         row = (
             f"| {VARIANTS[name][0]} | {meta['test_accuracy']:.4f} | {acc:.3f} | "
             f"{meta['seconds']:.0f} s |"
