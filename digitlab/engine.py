@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 ADDRESS_ENV = "DIGITLAB_RAY_ADDRESS"  # host:port of a running cluster's head; unset: embedded
 NICE = 19  # workers' scheduling priority on a shared machine: pages answering drawings come first
-POLL_S = 0.1  # how often a running job's events are fetched from the Hub
-FLUSH_S = 0.1  # how often a task sends its latest batch progress
+POLL_S = 0.25  # how often a running job's events are fetched (pages show them every second)
+FLUSH_S = 0.25  # how often a task sends its latest batch progress
 OWNER_NICE = 10  # the thread that starts Ray, and so Ray's own services (Linux: per thread)
 CONNECT_TIMEOUT_S = 3.0  # a cluster address that does not answer by then is reported, not waited on
 
