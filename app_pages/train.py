@@ -97,6 +97,9 @@ def curves(p, key: str) -> None:
     c2.plotly_chart(
         charts.history_figure(rows, metric="accuracy", epochs=p.epochs), key=f"{key}_acc"
     )
+
+
+def first_layer(p, key: str) -> None:
     tiles = p.of_type("tiles")  # the first layer's weights, sent before and after each epoch
     if tiles:
         last = tiles[-1]
@@ -122,10 +125,18 @@ def live() -> None:
         st.rerun()  # the whole page: results, and the sidebar's new current model
 
 
+# The first layer's tiles (64 small heatmaps) cost the browser far more to draw than the curves:
+# every 5 s, not every second, while a run goes on (BENCHMARKS.md, "Load").
+@st.fragment(run_every=5.0)
+def live_first_layer() -> None:
+    first_layer(ss["train_job"].progress, "live")
+
+
 if job is not None:
     st.subheader(f"Run: {job.label}")
     if busy:
         live()
+        live_first_layer()
     else:
         jobpanel.show_outcome(job)
         result = job.progress.result
@@ -136,6 +147,7 @@ if job is not None:
             m[2].metric("Epochs run", f"{len(result.history)} of {result.train_config.epochs}")
             m[3].metric("Time", f"{result.seconds:.1f} s")
             curves(job.progress, "done")
+            first_layer(job.progress, "done")
             if ss.get("train_report", (None,))[0] != job.id:
                 with st.spinner("Reading the test set ..."):
                     ss["train_report"] = (job.id, explore.test_report(result.model, digits))
