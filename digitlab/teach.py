@@ -457,16 +457,27 @@ class ServerDefault:
         self.ready_s: dict[str, float] = {}  # stage -> seconds from start to that model
         self._thread = None
         self._done = None
+        self._wanted = None
 
-    def start(self) -> ServerDefault:
+    def start(self, *, default: bool = True) -> ServerDefault:
+        """Make the first pass now, in a thread (once); default=False: the default model only
+        once someone asks for it (want_default): a server where nobody reads with the default
+        never trains it."""
         import threading
 
         if self._thread is None:
-            self._done = threading.Event()
+            self._done, self._wanted = threading.Event(), threading.Event()
             self.started_at = time.perf_counter()
             self._thread = threading.Thread(target=self._run, daemon=True, name="digitlab-default")
             self._thread.start()
+        if default:
+            self.want_default()
         return self
+
+    def want_default(self) -> None:
+        """Go on from the first pass to the default model (idempotent)."""
+        if self._wanted is not None:
+            self._wanted.set()
 
     @property
     def finished(self) -> bool:
@@ -503,6 +514,7 @@ class ServerDefault:
             first = FirstPass(normalise(d.x_train), d.y_train)
             self._publish(first, None, "first")  # drawings are read from now on
             self.test_accuracy = accuracy(first, normalise(d.x_test), d.y_test)
+            self._wanted.wait()
             result = default_model(d, train=self._train)
             self._publish(result.model, result.test_accuracy, "default")
         except Exception as e:  # a page shows it; the server goes on without a default model

@@ -170,6 +170,7 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     """A fresh server: a scikit-learn first pass (no TensorFlow) reads drawings first; then the
     default model, trained by the trainer the server gives it, replaces it and is kept."""
     import dataclasses
+    import time
 
     from digitlab import models
     from digitlab.data import normalise, offline_subset
@@ -185,7 +186,13 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
         seen.append((len(d.x_train), train_config.epochs))
         return train(d, train_config=dataclasses.replace(train_config, epochs=1), **kwargs)
 
-    server = ServerDefault(digits, train=trainer).start()
+    server = ServerDefault(digits, train=trainer).start(default=False)
+    deadline = time.monotonic() + 120
+    while server.stage is None and server.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # a wait on the condition itself: the first pass's model published
+    assert server.stage == "first" and not models.is_keras(server.model), server.error
+    assert not server.wait(0.5) and seen == []  # the default waits until someone asks for it
+    server.want_default()
     assert server.wait(300) and server.error is None, server.error
     assert set(server.ready_s) == {"first", "default"}
     assert server.ready_s["first"] < server.ready_s["default"]

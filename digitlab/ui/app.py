@@ -32,7 +32,7 @@ def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     state.init()  # session_state.setdefault for every key the pages use
     digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
-    state.prepare_default()  # no room model: the server's default starts now, not on Draw
+    state.prepare_default()  # no room model: the default's quick first pass starts now
     engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
     learner.sync()  # ?learner=NAME in the URL <-> this session's learner
     learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it

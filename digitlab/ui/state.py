@@ -105,20 +105,24 @@ def _train_on_engine(digits: Digits, *, model_config, train_config, on_event=Non
 def _server_default(source: str, n_train: int):
     from digitlab.teach import ServerDefault
 
-    return ServerDefault(digits(), train=_train_on_engine).start()
+    return ServerDefault(digits(), train=_train_on_engine).start(default=False)
 
 
 def server_default():
-    """The server's default model (teach.ServerDefault): one per server and dataset, started in
-    a background thread by the first call (the first Draw page of a learner with no model)."""
+    """The server's default model (teach.ServerDefault): one per server and dataset, made in a
+    background thread; the first call (the first Draw page of a learner with no model) also
+    starts the default model proper, on the engine."""
     d = digits()
-    return _server_default(d.source, len(d.x_train))
+    server = _server_default(d.source, len(d.x_train))
+    server.want_default()
+    return server
 
 
 def prepare_default() -> None:
-    """Once per session: when the room has no model for learners to fall back to, start the
-    server's default model now (its quick first pass is ready about a second later), so a
-    learner's first drawing is read without waiting (issue 15: within 5 s of the first visit)."""
+    """Once per session: when the room has no model for learners to fall back to, make the
+    server's quick first pass now (about a second, no TensorFlow), so a learner's first drawing
+    is read without waiting (issue 15); the default model proper waits until a page reads with
+    it (server_default)."""
     ss = st.session_state
     if ss.get("default_checked"):
         return
@@ -126,16 +130,22 @@ def prepare_default() -> None:
     from digitlab import store
 
     if store.room_model() is None:
-        server_default()
+        d = digits()
+        _server_default(d.source, len(d.x_train))
 
 
-def reading_model() -> CurrentModel | None:
+def reading_model(*, drawing: bool = True) -> CurrentModel | None:
     """The model that reads drawings: this session's current model, else the server's default
-    one once it is ready, else None."""
+    one once it is ready, else None. drawing=False (a panel that only names it): the server's
+    default is not started for it."""
     model_now = current()
     if model_now is not None:
         return model_now
-    server = server_default()
+    if drawing:
+        server = server_default()
+    else:
+        d = digits()
+        server = _server_default(d.source, len(d.x_train))
     model = server.model
     if model is None:
         return None

@@ -53,7 +53,7 @@ def render(digits, *, key: str) -> None:
 def _panel(digits, key: str, timed: bool) -> None:
     ss = st.session_state
     job = ss.get("teach_job")
-    base = state.reading_model()
+    base = state.reading_model(drawing=False)
     if base is not None and not models.is_keras(base.model):  # the server's quick first pass
         base = None  # teaching starts a new tutorial network
     with st.container(border=True):
