@@ -81,6 +81,12 @@ def run_py(code: str, env: dict, timeout: float = 400) -> subprocess.CompletedPr
     )
 
 
+@pytest.fixture(scope="module")
+def head_node(cluster) -> str:
+    """The cluster's one node id, as a plain Ray driver on it sees itself (asked once)."""
+    return head_node_id(*cluster)
+
+
 def head_node_id(address: str, env: dict) -> str:
     """The cluster's one node, as a plain Ray driver on it sees itself."""
     proc = run_py(
@@ -95,9 +101,9 @@ def head_node_id(address: str, env: dict) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def test_kfold_json_runs_its_folds_on_the_cluster(cluster, tmp_path):
+def test_kfold_json_runs_its_folds_on_the_cluster(cluster, head_node, tmp_path):
     address, env = cluster
-    node = head_node_id(address, env)
+    node = head_node
     proc = subprocess.run(
         [sys.executable, "-m", "digitlab", "kfold", "--folds", "2", "--epochs", "1",
          "--limit", "400", "--hidden-units", "32", "--json"],
@@ -113,10 +119,10 @@ def test_kfold_json_runs_its_folds_on_the_cluster(cluster, tmp_path):
     ]  # the cluster's node, not a Ray of its own
 
 
-def test_the_apps_jobs_run_on_the_cluster(cluster, tmp_path):
+def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
     """A training job and a 2-fold k-fold through the API the pages use (JobManager + work)."""
     address, env = cluster
-    node = head_node_id(address, env)
+    node = head_node
     proc = run_py(
         """
         import json
