@@ -34,13 +34,25 @@ model_now = state.current()
 quick = ss["quick_job"]
 
 
-@st.fragment(run_every=0.5)
-def default_progress(server) -> None:
-    """One element while waiting, as many as the caption that replaces it: the canvas below
-    keeps its place in the page (a shifted canvas is built anew, and loses its strokes)."""
-    if server.model is not None or server.error is not None:
+def default_status(server, seen) -> None:
+    """The server's default model as it gets ready, in one element whatever its stage: the canvas
+    below keeps its place (a shifted canvas is built anew, and loses its strokes). A new stage
+    (the first pass, then the default model) runs the page again, sidebar and all."""
+    if (server.stage, server.error) != seen:
         st.rerun()
-    st.info("Getting the server's default model ready (a few seconds) ...")
+    if server.model is not None:
+        score = f" (MNIST test {server.test_accuracy:.1%})" if server.test_accuracy else ""
+        st.caption(
+            f"Reading with the server's default model{score}: {server.describe()}. Train your "
+            "own on the Train page, load one there, or train the tutorial's network here."
+        )
+    elif server.error is None:
+        st.info("Getting the server's default model ready (a few seconds) ...")
+    else:
+        st.info(
+            "There is no model yet to read your digits. Train one on the Train page, load one "
+            "there, or train the tutorial's network here in a few seconds."
+        )
 
 
 @st.fragment(run_every=1.0)
@@ -59,19 +71,9 @@ if model_now is None:
     else:
         if quick is not None:
             jobpanel.show_outcome(quick)
-        if server.model is not None:
-            score = f" (MNIST test {server.test_accuracy:.1%})" if server.test_accuracy else ""
-            st.caption(
-                f"Reading with the server's default model: {server.describe()}{score}. Train "
-                "your own on the Train page, load one there, or train the tutorial's network here."
-            )
-        elif server.error is None:
-            default_progress(server)
-        else:
-            st.info(
-                "There is no model yet to read your digits. Train one on the Train page, load "
-                "one there, or train the tutorial's network here in a few seconds."
-            )
+        st.fragment(default_status, run_every=None if server.finished else 1.0)(
+            server, (server.stage, server.error)
+        )
         if st.button(
             f"Quick-train the tutorial's network ({QUICK_TRAIN.epochs} epochs, augmented)",
             type="primary",

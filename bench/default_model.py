@@ -141,6 +141,7 @@ def main(argv=None) -> None:
     print(machine(), flush=True)
     digits = full_mnist()
     x_new, y_new = newcomer_drawings()
+    room = room_drawings() if args.rotations else None  # where a rotation is chosen
     rows, per_digit, out = [], [], {}
 
     def probs(model, x):
@@ -163,7 +164,7 @@ def main(argv=None) -> None:
             pred = probs(model, x_new).argmax(1)
         if args.rotations and "+" not in name:
             angles = [float(a) for a in args.rotations.split(",")]
-            for who, (xs, ys) in (("room", room_drawings()), ("newcomers", (x_new, y_new))):
+            for who, (xs, ys) in (("room", room), ("newcomers", (x_new, y_new))):
                 turned = {a: probs(model, rotated(xs, a)) for a in angles}
                 each = ", ".join(
                     f"{a:g}: {(p.argmax(1) == ys).mean():.4f}" for a, p in turned.items()

@@ -439,7 +439,7 @@ def default_model(
 
 class ServerDefault:
     """The server's default model, made once in a background thread: first a quick pass
-    (models.FirstPass: scikit-learn, about 2 s, and no TensorFlow to import), so drawings are
+    (models.FirstPass: scikit-learn, about a second, and no TensorFlow to import), so drawings are
     read at once, then the default model (default_model: read from DIGITLAB_HOME, else trained
     by `train`: the app passes the engine's, so the long run does not share the server's cores at
     its priority), which replaces it. Pages read `.model` (None until the first is ready);

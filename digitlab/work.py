@@ -15,7 +15,7 @@ from typing import Any
 from digitlab import engine, models, store
 from digitlab.crossval import cross_validate
 from digitlab.data import Digits
-from digitlab.training import TrainResult, train
+from digitlab.training import StopEvent, TrainResult, train
 
 Work = Callable[[Callable[[dict], None], Any], Any]
 PARTS = ("x_train", "y_train", "x_test", "y_test")
@@ -57,6 +57,12 @@ def training_work(
         return result
 
     return work
+
+
+def train_on_engine(digits: Digits, *, model_config, train_config, on_event=None, stop=None):
+    """training.train's signature, run on the engine (what teach.ServerDefault is given)."""
+    run = training_work(digits, model_config=model_config, train_config=train_config)
+    return run(on_event or (lambda event: None), stop or StopEvent())
 
 
 def train_remote(

@@ -92,29 +92,22 @@ def current() -> CurrentModel | None:
     return st.session_state.get("current_model")
 
 
-def _train_on_engine(digits: Digits, *, model_config, train_config, on_event=None, stop=None):
-    """training.train's signature, run as an engine task (digitlab.work)."""
-    from digitlab import work
-    from digitlab.training import StopEvent
-
-    run = work.training_work(digits, model_config=model_config, train_config=train_config)
-    return run(on_event or (lambda event: None), stop or StopEvent())
-
-
 @st.cache_resource(show_spinner=False)
 def _server_default(source: str, n_train: int):
+    from digitlab import work
     from digitlab.teach import ServerDefault
 
-    return ServerDefault(digits(), train=_train_on_engine).start(default=False)
+    return ServerDefault(digits(), train=work.train_on_engine).start(default=False)
 
 
-def server_default():
+def server_default(*, train_default: bool = True):
     """The server's default model (teach.ServerDefault): one per server and dataset, made in a
-    background thread; the first call (the first Draw page of a learner with no model) also
-    starts the default model proper, on the engine."""
+    background thread: its quick first pass at the first call, and the default model proper, on
+    the engine, at the first call with train_default (a page that reads with it)."""
     d = digits()
     server = _server_default(d.source, len(d.x_train))
-    server.want_default()
+    if train_default:
+        server.want_default()
     return server
 
 
@@ -122,7 +115,7 @@ def prepare_default() -> None:
     """Once per session: when the room has no model for learners to fall back to, make the
     server's quick first pass now (about a second, no TensorFlow), so a learner's first drawing
     is read without waiting (issue 15); the default model proper waits until a page reads with
-    it (server_default)."""
+    it."""
     ss = st.session_state
     if ss.get("default_checked"):
         return
@@ -130,22 +123,17 @@ def prepare_default() -> None:
     from digitlab import store
 
     if store.room_model() is None:
-        d = digits()
-        _server_default(d.source, len(d.x_train))
+        server_default(train_default=False)
 
 
 def reading_model(*, drawing: bool = True) -> CurrentModel | None:
     """The model that reads drawings: this session's current model, else the server's default
-    one once it is ready, else None. drawing=False (a panel that only names it): the server's
-    default is not started for it."""
+    one once it is ready, else None. drawing=False (a panel that only names it): the default
+    model proper is not started for it."""
     model_now = current()
     if model_now is not None:
         return model_now
-    if drawing:
-        server = server_default()
-    else:
-        d = digits()
-        server = _server_default(d.source, len(d.x_train))
+    server = server_default(train_default=drawing)
     model = server.model
     if model is None:
         return None
