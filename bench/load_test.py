@@ -144,6 +144,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+def cpu_by_process(pids: list[int]) -> dict[tuple[int, str], float]:
+    """utime + stime of each live process, keyed by (pid, name)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for p in pids:
+        try:
+            head, tail = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        out[(p, head.split("(", 1)[1])] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def machine_busy() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs since boot."""
     v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -324,6 +337,7 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
                 cpu_seconds(tree_pids(os.getpid())),
                 cpu_seconds(chromium_pids()),
             )
+            per0 = cpu_by_process(tree_pids(pid_server))
             busy0, t0 = machine_busy(), time.perf_counter()
             go.set()
             pending = set(tasks)
@@ -335,6 +349,7 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
             wall = time.perf_counter() - t0
             busy1 = machine_busy()
             server_cpu = cpu_seconds(tree_pids(pid_server)) - cpu0[0]
+            per1 = cpu_by_process(tree_pids(pid_server))
             harness_cpu = cpu_seconds(tree_pids(os.getpid())) - cpu0[1] - server_cpu
             chromium_cpu = cpu_seconds(chromium_pids()) - cpu0[2]
             train_after = await training_state(trainer) if trainer else (False, None)
@@ -384,6 +399,12 @@ async def run_level(n: int, *, home: Path, args, env_extra: dict) -> dict:
         "server_cpu_s": server_cpu,
         "harness_cpu_s": harness_cpu,
         "chromium_cpu_s": chromium_cpu,
+        # where the server tree's CPU went: each process's seconds over the measurement
+        "server_processes": {
+            f"{name} {pid}": round(cpu - per0.get((pid, name), 0.0), 1)
+            for (pid, name), cpu in sorted(per1.items(), key=lambda kv: -kv[1])
+            if cpu - per0.get((pid, name), 0.0) >= 0.1
+        },
         "log": str(srv.log_path),
     }
 
@@ -501,6 +522,7 @@ def main() -> None:
             f"{r['wall_s']:.0f} s, CPU busy {r['busy_pct']:.0f}%  (log {r['log']})",
             flush=True,
         )
+        print(f"    server tree, CPU s by process: {r['server_processes']}", flush=True)
         for e in r["errors"][:10]:
             print(f"    error: {e}")
     ok, line = verdict(results)

@@ -7,6 +7,7 @@ import os
 import signal
 import struct
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from digitlab.models import ModelConfig
 from digitlab.training import TrainConfig
 
 SMALL = ModelConfig(hidden_units=64)
+OWN_GROUP = Path("/proc/self/autogroup")  # this process's scheduling group (Linux, autogroups)
+OWN_GROUP_BEFORE = OWN_GROUP.read_text() if OWN_GROUP.exists() else None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -150,12 +153,26 @@ def test_stop_reaches_the_worker_and_keeps_the_partial_model(tiny_digits):
     assert len(p.result.history) < 200
 
 
+def assert_below_the_server(pid: int) -> None:
+    """A worker at nice 19 in a session of its own, that session's scheduling group lowered too
+    (Linux shares the CPU fairly between sessions' groups, whatever a process's nice), and this
+    process's own group left as it was."""
+    assert os.getpriority(os.PRIO_PROCESS, pid) == engine.NICE
+    assert os.getsid(pid) == pid != os.getsid(0)
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if autogroup.exists():  # a kernel with autogroups (Linux's default)
+        assert autogroup.read_text().split()[-1] == str(engine.NICE)
+        assert OWN_GROUP.read_text() == OWN_GROUP_BEFORE
+
+
 def test_a_killed_worker_ends_the_job_in_one_sentence_and_the_next_runs(tiny_digits):
     jm = JobManager(max_jobs=1)
     long = TrainConfig(epochs=200, batch_size=16)
     job = start_training(jm, tiny_digits, long, "doomed run")
     wait_for(lambda: job.progress.of_type("epoch"), what="a first epoch")
-    os.kill(job.progress.workers[0]["pid"], signal.SIGKILL)
+    pid = job.progress.workers[0]["pid"]
+    assert_below_the_server(pid)
+    os.kill(pid, signal.SIGKILL)
     assert job.wait(120)
     assert job.progress.status == "failed"
     assert job.progress.error == "The worker running this job died."
