@@ -83,6 +83,11 @@ def _ray_environment() -> None:
     # Workers stay in the raylet's process group (Ray makes each one a group leader otherwise),
     # so that a task can start a session of its own and lower it as a whole (_lower_priority).
     os.environ.setdefault("RAY_process_group_cleanup_enabled", "0")
+    if address():
+        # A driver joining a cluster asks its GCS up to this many times, a second apart (Ray's
+        # default: 20). The address answered the TCP probe already, so a refusal (a wrong token)
+        # is said after 5 s, not 20. Ray reads it when imported: this runs before `import ray`.
+        os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "5")
 
 
 def _probe(addr: str) -> None:
