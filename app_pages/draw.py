@@ -37,7 +37,8 @@ quick = ss["quick_job"]
 def default_status(server, seen) -> None:
     """The server's default model as it gets ready, in one element whatever its stage: the canvas
     below keeps its place (a shifted canvas is built anew, and loses its strokes). A new stage
-    (the first pass, then the default model) runs the page again, sidebar and all."""
+    (the first pass, the default model, the convolutional one) runs the page again, sidebar and
+    all."""
     if (server.stage, server.error) != seen:
         st.rerun()
     if server.model is not None:
@@ -71,7 +72,7 @@ if model_now is None:
     else:
         if quick is not None:
             jobpanel.show_outcome(quick)
-        st.fragment(default_status, run_every=None if server.finished else 1.0)(
+        st.fragment(default_status, run_every=server.recheck_s)(
             server, (server.stage, server.error)
         )
         if st.button(

@@ -72,6 +72,11 @@ VARIANTS = {
         ModelConfig(arch="cnn"),
         TrainConfig(epochs=10, augment=True),
     ),
+    "cnn_aug20": (
+        "CNN, augment, 20 epochs",
+        ModelConfig(arch="cnn"),
+        TrainConfig(epochs=20, augment=True),
+    ),
     "cnn_shear3": (
         "CNN, augment + slant 0.3, 3 epochs",
         ModelConfig(arch="cnn"),

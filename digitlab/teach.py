@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -369,6 +370,8 @@ def read_drawing_folder(root) -> DrawingFolder:
 
 
 DEFAULT_MODEL = ModelConfig()  # the tutorial's network, as Quick-train builds it
+CNN_MODEL = ModelConfig(arch="cnn")  # the default's last stage (ServerDefault, cnn=True)
+CNN_EPOCHS = 20  # drawings of writers no model saw: 0.950 (10 epochs: 0.946; BENCHMARKS.md)
 
 
 def default_train_config(n_train: int) -> TrainConfig:
@@ -378,7 +381,16 @@ def default_train_config(n_train: int) -> TrainConfig:
     return dataclasses.replace(quick_config(n_train), validation_fraction=0.0)
 
 
-def default_model_path(digits: Digits):
+def stage_configs(stage: str, n_train: int) -> tuple[ModelConfig, TrainConfig]:
+    """The network and the training of a stage of the server's default: "default" (the
+    tutorial's network, Quick-train's run) or "cnn" (the convolutional network, CNN_EPOCHS
+    augmented epochs)."""
+    if stage == "cnn":
+        return CNN_MODEL, TrainConfig(epochs=CNN_EPOCHS, augment=True, validation_fraction=0.0)
+    return DEFAULT_MODEL, default_train_config(n_train)
+
+
+def default_model_path(digits: Digits, stage: str = "default"):
     """Where the server keeps its default model between starts: DIGITLAB_HOME/default/<key>.keras,
     the key naming the data and the settings (other data or settings: another file)."""
     import hashlib
@@ -386,8 +398,8 @@ def default_model_path(digits: Digits):
 
     from digitlab.store import home
 
-    cfg = default_train_config(len(digits.x_train))
-    text = f"{digits.source}|{len(digits.x_train)}|{DEFAULT_MODEL}|{cfg}"
+    model_config, cfg = stage_configs(stage, len(digits.x_train))
+    text = f"{digits.source}|{len(digits.x_train)}|{model_config}|{cfg}"
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     return Path(home()) / "default" / f"default-{key}.keras"
 
@@ -398,10 +410,11 @@ def default_model(
     on_event: EventSink | None = None,
     stop: StopFlag | None = None,
     train: Trainer | None = None,
+    stage: str = "default",
 ):
-    """The default model (a TrainResult): read from DIGITLAB_HOME when an earlier start left it
-    there, else trained (default_train_config; by `train`, default training.train, here) and kept
-    there for the next start."""
+    """The default model of a stage (a TrainResult; stage_configs): read from DIGITLAB_HOME when
+    an earlier start left it there, else trained (by `train`, default training.train, here) and
+    kept there for the next start."""
     import json
 
     from digitlab.models import ModelError, load_model_file, save_model_file
@@ -409,8 +422,8 @@ def default_model(
 
     if train is None:
         from digitlab.training import train
-    cfg = default_train_config(len(digits.x_train))
-    path = default_model_path(digits)
+    model_config, cfg = stage_configs(stage, len(digits.x_train))
+    path = default_model_path(digits, stage)
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         try:
@@ -418,7 +431,7 @@ def default_model(
             info = json.loads(meta.read_text())
             return TrainResult(
                 model=model,
-                model_config=DEFAULT_MODEL,
+                model_config=model_config,
                 train_config=cfg,
                 test_accuracy=info.get("test_accuracy"),
                 data_source=digits.source,
@@ -426,7 +439,7 @@ def default_model(
         except (ModelError, OSError, ValueError):
             pass  # damaged: train it again
     result = train(
-        digits, model_config=DEFAULT_MODEL, train_config=cfg, on_event=on_event, stop=stop
+        digits, model_config=model_config, train_config=cfg, on_event=on_event, stop=stop
     )
     if not result.stopped:
         from digitlab.files import atomic_write_json
@@ -442,15 +455,17 @@ class ServerDefault:
     (models.FirstPass: scikit-learn, about a second, and no TensorFlow to import), so drawings are
     read at once, then the default model (default_model: read from DIGITLAB_HOME, else trained
     by `train`: the app passes the engine's, so the long run does not share the server's cores at
-    its priority), which replaces it. Pages read `.model` (None until the first is ready);
-    nothing here touches Streamlit.
+    its priority), which replaces it; with cnn, then the convolutional network (CNN_EPOCHS
+    epochs: about 20 minutes on 2 cores), which replaces that. Pages read `.model` (None until
+    the first is ready); nothing here touches Streamlit.
     """
 
-    def __init__(self, digits: Digits, *, train: Trainer | None = None):
+    def __init__(self, digits: Digits, *, train: Trainer | None = None, cnn: bool = False):
         self.digits = digits
         self._train = train
+        self.stages = ("first", "default", "cnn") if cnn else ("first", "default")
         self.model = None  # the best model so far; replaced, never changed in place
-        self.stage: str | None = None  # "first", then "default"
+        self.stage: str | None = None  # "first", then "default" (then "cnn")
         self.test_accuracy: float | None = None
         self.error: str | None = None
         self.started_at: float | None = None
@@ -458,13 +473,12 @@ class ServerDefault:
         self._thread = None
         self._done = None
         self._wanted = None
+        self._gave_up = False  # a later stage failed: the stage before it stays
 
     def start(self, *, default: bool = True) -> ServerDefault:
         """Make the first pass now, in a thread (once); default=False: the default model only
         once someone asks for it (want_default): a server where nobody reads with the default
         never trains it."""
-        import threading
-
         if self._thread is None:
             self._done, self._wanted = threading.Event(), threading.Event()
             self.started_at = time.perf_counter()
@@ -481,7 +495,18 @@ class ServerDefault:
 
     @property
     def finished(self) -> bool:
-        return self.stage == "default" or self.error is not None
+        """No better model will come: the last stage is here, or a stage failed."""
+        return self.stage == self.stages[-1] or self.error is not None or self._gave_up
+
+    @property
+    def recheck_s(self) -> float | None:
+        """How often a page showing this should look for the next stage: every second until
+        the tutorial's network is here (a minute at most), then every 15 s while the
+        convolutional network trains (20 minutes: a page per learner looking each second would
+        cost the server more than the wait is worth); None once finished."""
+        if self.finished:
+            return None
+        return 1.0 if self.stage in (None, "first") else 15.0
 
     def describe(self) -> str:
         if self.stage == "first":
@@ -489,10 +514,16 @@ class ServerDefault:
                 "a quick first pass (a small network, one epoch, scikit-learn); "
                 "the tutorial's network follows in a minute"
             )
-        return f"the tutorial's network, {default_train_config(len(self.digits.x_train)).epochs} augmented epochs"
+        if self.stage == "cnn":
+            return f"a convolutional network, {CNN_EPOCHS} augmented epochs"
+        epochs = default_train_config(len(self.digits.x_train)).epochs
+        text = f"the tutorial's network, {epochs} augmented epochs"
+        if not self.finished:
+            text += "; a convolutional network that reads more hands right is training to follow it"
+        return text
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the default model (not the first pass) is ready or failed."""
+        """Block until every stage is ready (not only the first pass), or one failed."""
         return self._done.wait(timeout) if self._done is not None else False
 
     def _publish(self, model, test_accuracy: float | None, stage: str) -> None:
@@ -519,5 +550,17 @@ class ServerDefault:
             self._publish(result.model, result.test_accuracy, "default")
         except Exception as e:  # a page shows it; the server goes on without a default model
             self.error = f"The default model could not be made: {type(e).__name__}: {e}"[:300]
+            self._done.set()
+            return
+        try:
+            if "cnn" in self.stages:
+                result = default_model(d, train=self._train, stage="cnn")
+                self._publish(result.model, result.test_accuracy, "cnn")
+        except Exception as e:  # the default model stays; the log says why the better one did not
+            self._gave_up = True
+            if threading.main_thread().is_alive():
+                log.exception("the server's convolutional default could not be made")
+            else:  # the server is exiting, and the engine with it
+                log.info("the server's convolutional default ended with the server: %s", e)
         finally:
             self._done.set()

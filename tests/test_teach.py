@@ -168,38 +168,62 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     tmp_path, monkeypatch
 ):
     """A fresh server: a scikit-learn first pass (no TensorFlow) reads drawings first; then the
-    default model, trained by the trainer the server gives it, replaces it and is kept."""
+    default model, trained by the trainer the server gives it, replaces it and is kept; then the
+    convolutional network replaces that, and is kept; a restart reads both back untrained."""
     import dataclasses
     import time
 
     from digitlab import models
     from digitlab.data import normalise, offline_subset
     from digitlab.models import FirstPass
-    from digitlab.teach import ServerDefault, default_model_path, default_train_config
+    from digitlab.teach import (
+        CNN_EPOCHS,
+        ServerDefault,
+        default_model_path,
+        default_train_config,
+    )
     from digitlab.training import train
 
     monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path))
     digits = offline_subset().take(1500, 300)
     seen = []
 
-    def trainer(d, *, train_config, **kwargs):  # the default's run asked for, one epoch of it
-        seen.append((len(d.x_train), train_config.epochs))
-        return train(d, train_config=dataclasses.replace(train_config, epochs=1), **kwargs)
+    def trainer(d, *, model_config, train_config, **kwargs):  # the run asked for, 1 epoch of it
+        seen.append((len(d.x_train), model_config.arch, train_config.epochs))
+        return train(
+            d,
+            model_config=model_config,
+            train_config=dataclasses.replace(train_config, epochs=1),
+            **kwargs,
+        )
 
-    server = ServerDefault(digits, train=trainer).start(default=False)
+    server = ServerDefault(digits, train=trainer, cnn=True).start(default=False)
     deadline = time.monotonic() + 120
     while server.stage is None and server.error is None and time.monotonic() < deadline:
         time.sleep(0.05)  # a wait on the condition itself: the first pass's model published
     assert server.stage == "first" and not models.is_keras(server.model), server.error
+    assert server.recheck_s == 1.0
     assert not server.wait(0.5) and seen == []  # the default waits until someone asks for it
     server.want_default()
+    deadline = time.monotonic() + 300
+    while server.stage != "default" and server.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stage == "default" and models.is_keras(server.model), server.error
+    assert not server.finished and "convolutional network" in server.describe()  # one follows
+    assert server.recheck_s == 15.0  # pages look less often while it trains
     assert server.wait(300) and server.error is None, server.error
-    assert set(server.ready_s) == {"first", "default"}
-    assert server.ready_s["first"] < server.ready_s["default"]
+    assert set(server.ready_s) == {"first", "default", "cnn"}
+    assert server.ready_s["first"] < server.ready_s["default"] < server.ready_s["cnn"]
     epochs = default_train_config(1500).epochs  # augmented, ~300,000 digits seen
-    assert seen == [(1500, epochs)]  # the default's run, by the given trainer
-    assert server.stage == "default" and models.is_keras(server.model)
-    assert default_model_path(digits).is_file()  # kept for the next start
+    assert seen == [(1500, "mlp", epochs), (1500, "cnn", CNN_EPOCHS)]  # by the given trainer
+    assert server.stage == "cnn" and server.finished and server.recheck_s is None
+    assert server.model.get_layer(index=1).__class__.__name__ == "Conv2D"
+    assert server.describe() == f"a convolutional network, {CNN_EPOCHS} augmented epochs"
+    # kept for the next start, which reads both back and trains nothing
+    assert default_model_path(digits).is_file() and default_model_path(digits, "cnn").is_file()
+    again = ServerDefault(digits, train=trainer, cnn=True).start()
+    assert again.wait(120) and again.stage == "cnn" and again.error is None
+    assert len(seen) == 2
 
     first = FirstPass(normalise(digits.x_train), digits.y_train)
     assert not models.is_keras(first)

@@ -97,7 +97,8 @@ def _server_default(source: str, n_train: int):
     from digitlab import work
     from digitlab.teach import ServerDefault
 
-    return ServerDefault(digits(), train=work.train_on_engine).start(default=False)
+    cnn = os.environ.get("DIGITLAB_DEFAULT_CNN", "1").strip() != "0"  # README: settings
+    return ServerDefault(digits(), train=work.train_on_engine, cnn=cnn).start(default=False)
 
 
 def server_default(*, train_default: bool = True):
