@@ -13,6 +13,7 @@ digits = state.digits()
 ss = st.session_state
 QUICK_MODEL = ModelConfig()  # the tutorial's network
 QUICK_TRAIN = quick_config(len(digits.x_train))  # augmented; ~300,000 digits seen
+FIRST_PASS_WAIT_S = 10.0  # a drawing on a fresh server waits this long for the first pass
 
 st.title("Draw a digit")
 
@@ -138,6 +139,9 @@ def drawing() -> None:
         c_width.slider("Pen width", 6, 40, 18, key="draw_width")
 
     cleared = ss.pop("draw_cleared", False)
+    drawn = canvas.image_data is not None and not cleared
+    if model_now is None and drawn and preprocess.describe_problem(canvas.image_data) is None:
+        model_now = state.reading_model(wait_s=FIRST_PASS_WAIT_S)  # a digit, on a fresh server
     reading = explore.read_drawing(
         model_now.model if model_now else None, None if cleared else canvas.image_data
     )

@@ -474,6 +474,7 @@ class ServerDefault:
         self._done = None
         self._wanted = None
         self._gave_up = False  # a later stage failed: the stage before it stays
+        self._first = threading.Event()  # set at the first model, or at a failure
 
     def start(self, *, default: bool = True) -> ServerDefault:
         """Make the first pass now, in a thread (once); default=False: the default model only
@@ -522,6 +523,12 @@ class ServerDefault:
             text += "; a convolutional network that reads more hands right is training to follow it"
         return text
 
+    def wait_first(self, timeout: float | None = None) -> bool:
+        """Block until there is a model to read with (the first pass, a second or so after the
+        start) or the start failed; True when there is a model."""
+        self._first.wait(timeout)
+        return self.model is not None
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every stage is ready (not only the first pass), or one failed."""
         return self._done.wait(timeout) if self._done is not None else False
@@ -531,6 +538,7 @@ class ServerDefault:
         self.model = model
         self.stage = stage
         self.ready_s[stage] = time.perf_counter() - self.started_at
+        self._first.set()
         log.info(
             "the server's default model, %s stage, ready %.1f s after its start",
             stage,
@@ -550,6 +558,7 @@ class ServerDefault:
             self._publish(result.model, result.test_accuracy, "default")
         except Exception as e:  # a page shows it; the server goes on without a default model
             self.error = f"The default model could not be made: {type(e).__name__}: {e}"[:300]
+            self._first.set()
             self._done.set()
             return
         try:

@@ -198,9 +198,7 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
         )
 
     server = ServerDefault(digits, train=trainer, cnn=True).start(default=False)
-    deadline = time.monotonic() + 120
-    while server.stage is None and server.error is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # a wait on the condition itself: the first pass's model published
+    assert server.wait_first(120), server.error  # what a drawing on a fresh server waits for
     assert server.stage == "first" and not models.is_keras(server.model), server.error
     assert server.recheck_s == 1.0
     assert not server.wait(0.5) and seen == []  # the default waits until someone asks for it

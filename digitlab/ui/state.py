@@ -127,14 +127,17 @@ def prepare_default() -> None:
         server_default(train_default=False)
 
 
-def reading_model(*, drawing: bool = True) -> CurrentModel | None:
+def reading_model(*, drawing: bool = True, wait_s: float = 0.0) -> CurrentModel | None:
     """The model that reads drawings: this session's current model, else the server's default
     one once it is ready, else None. drawing=False (a panel that only names it): the default
-    model proper is not started for it."""
+    model proper is not started for it. wait_s: a drawing to read is here, so wait up to this
+    long for the server's first pass (a fresh server's first seconds) rather than not read it."""
     model_now = current()
     if model_now is not None:
         return model_now
     server = server_default(train_default=drawing)
+    if wait_s:
+        server.wait_first(wait_s)
     model = server.model
     if model is None:
         return None
