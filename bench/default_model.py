@@ -77,6 +77,11 @@ VARIANTS = {
         ModelConfig(arch="cnn"),
         TrainConfig(epochs=20, augment=True),
     ),
+    "cnn_aug30": (
+        "CNN, augment, 30 epochs",
+        ModelConfig(arch="cnn"),
+        TrainConfig(epochs=30, augment=True),
+    ),
     "cnn_shear3": (
         "CNN, augment + slant 0.3, 3 epochs",
         ModelConfig(arch="cnn"),
