@@ -134,14 +134,7 @@ def save_start_model(home: Path, *, epochs: int) -> str:
 
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of live processes (their exited children not counted)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return sum(cpu_by_process(pids).values())
 
 
 def cpu_by_process(pids: list[int]) -> dict[tuple[int, str], float]:

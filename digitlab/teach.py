@@ -471,17 +471,16 @@ class ServerDefault:
         self.started_at: float | None = None
         self.ready_s: dict[str, float] = {}  # stage -> seconds from start to that model
         self._thread = None
-        self._done = None
-        self._wanted = None
-        self._gave_up = False  # a later stage failed: the stage before it stays
         self._first = threading.Event()  # set at the first model, or at a failure
+        self._wanted = threading.Event()  # someone reads with the default: go past the first pass
+        self._done = threading.Event()  # every stage made, or one failed
+        self._gave_up = False  # a later stage failed: the stage before it stays
 
     def start(self, *, default: bool = True) -> ServerDefault:
         """Make the first pass now, in a thread (once); default=False: the default model only
         once someone asks for it (want_default): a server where nobody reads with the default
         never trains it."""
         if self._thread is None:
-            self._done, self._wanted = threading.Event(), threading.Event()
             self.started_at = time.perf_counter()
             self._thread = threading.Thread(target=self._run, daemon=True, name="digitlab-default")
             self._thread.start()
@@ -491,8 +490,7 @@ class ServerDefault:
 
     def want_default(self) -> None:
         """Go on from the first pass to the default model (idempotent)."""
-        if self._wanted is not None:
-            self._wanted.set()
+        self._wanted.set()
 
     @property
     def finished(self) -> bool:
@@ -531,7 +529,7 @@ class ServerDefault:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every stage is ready (not only the first pass), or one failed."""
-        return self._done.wait(timeout) if self._done is not None else False
+        return self._done.wait(timeout)
 
     def _publish(self, model, test_accuracy: float | None, stage: str) -> None:
         self.test_accuracy = test_accuracy

@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("DIGITLAB_OFFLINE", "1")  # never wait on a download in tests
 # The app's servers (AppTest, e2e) stop at the tutorial's network: the convolutional default's
-# 20 epochs would take the CPU from the tests after them (its chain: test_teach.py)
+# training (teach.CNN_EPOCHS) would take the CPU from the tests after it (its chain: test_teach.py)
 os.environ.setdefault("DIGITLAB_DEFAULT_CNN", "0")
 
 

@@ -84,11 +84,7 @@ def run_py(code: str, env: dict, timeout: float = 400) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def head_node(cluster) -> str:
     """The cluster's one node id, as a plain Ray driver on it sees itself (asked once)."""
-    return head_node_id(*cluster)
-
-
-def head_node_id(address: str, env: dict) -> str:
-    """The cluster's one node, as a plain Ray driver on it sees itself."""
+    address, env = cluster
     proc = run_py(
         f"""
         import ray
@@ -103,7 +99,6 @@ def head_node_id(address: str, env: dict) -> str:
 
 def test_kfold_json_runs_its_folds_on_the_cluster(cluster, head_node, tmp_path):
     address, env = cluster
-    node = head_node
     proc = subprocess.run(
         [sys.executable, "-m", "digitlab", "kfold", "--folds", "2", "--epochs", "1",
          "--limit", "400", "--hidden-units", "32", "--json"],
@@ -114,15 +109,14 @@ def test_kfold_json_runs_its_folds_on_the_cluster(cluster, head_node, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [f["fold"] for f in out["folds"]] == [1, 2]
     assert [f["node"] for f in out["folds"]] == [
-        node,
-        node,
+        head_node,
+        head_node,
     ]  # the cluster's node, not a Ray of its own
 
 
 def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
     """A training job and a 2-fold k-fold through the API the pages use (JobManager + work)."""
     address, env = cluster
-    node = head_node
     proc = run_py(
         """
         import json
@@ -156,8 +150,8 @@ def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["address"] == address
     assert out["max_jobs"] == 1  # half the cluster's 2 CPUs
-    assert out["train"] == ["done", None, 2, True, [node]]
-    assert out["cv"] == ["done", None, [node, node]]
+    assert out["train"] == ["done", None, 2, True, [head_node]]
+    assert out["cv"] == ["done", None, [head_node, head_node]]
 
 
 def test_a_driver_without_the_token_is_refused_in_one_line(cluster, tmp_path):
