@@ -164,9 +164,11 @@ def _connect_here() -> None:
     _connected.set()
 
 
-def start_in_background(*, warm_up: bool = True) -> None:
+def start_in_background(*, warm_up: bool = True, after: Callable[[], object] | None = None) -> None:
     """Start or join Ray in the owner thread, once: the first page does not wait for it (about
-    4 s); then (warm_up) import TensorFlow in one worker per CPU."""
+    4 s); then (warm_up) import TensorFlow in one worker per CPU. after: called first in that
+    thread, to let a short piece of the server's own work finish before Ray's start takes the
+    cores (the app: the default model's quick first pass)."""
     global _started
     with _lock:
         if _started is not None and (_started.is_alive() or _connected.is_set()):
@@ -180,6 +182,11 @@ def start_in_background(*, warm_up: bool = True) -> None:
             # page served while Ray starts (about 4 s of CPU) does not wait for it.
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), OWNER_NICE)
+            if after is not None:
+                try:
+                    after()
+                except Exception:  # it only decides when Ray starts, never whether
+                    log.exception("before the engine's start")
             try:
                 _connect_here()
                 if warm_up:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import struct
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from digitlab.jobs import JobManager
 from digitlab.models import ModelConfig
 from digitlab.training import TrainConfig
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ModelConfig(hidden_units=64)
 OWN_GROUP = Path("/proc/self/autogroup")  # this process's scheduling group (Linux, autogroups)
 OWN_GROUP_BEFORE = OWN_GROUP.read_text() if OWN_GROUP.exists() else None
@@ -115,6 +120,36 @@ def test_embedded_ray_listens_on_loopback_only():
     assert len(found) >= 3, f"expected Ray's services listening, found {found}"  # gcs, raylet, ...
     outside = [str(a) for a in found if not is_loopback(a)]
     assert not outside, f"Ray listens beyond loopback: {outside}"
+
+
+AFTER_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from digitlab import engine
+
+    seen = []  # the engine's status while `after` runs, then once the start has ended
+    engine.start_in_background(warm_up=False, after=lambda: seen.append(engine.status()))
+    engine.wait_ready(60)
+    seen.append(engine.status())
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_the_engine_starts_after_the_work_it_is_asked_to_wait_for(tmp_path):
+    """The app lets the default model's first pass finish before Ray's start takes the cores:
+    while `after` runs nothing has been tried (no error, not connected); then the start goes on
+    (here to a cluster address where nothing answers: its one sentence). A fresh process: the
+    engine is one per process."""
+    env = dict(os.environ, DIGITLAB_RAY_ADDRESS="127.0.0.1:9", DIGITLAB_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", AFTER_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    during, after = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert during == {"address": "127.0.0.1:9", "connected": False}
+    assert not after["connected"] and after["error"].startswith("No Ray cluster answers")
 
 
 def test_data_goes_to_the_object_store_once(tiny_digits):

@@ -6,6 +6,8 @@ import streamlit as st
 from digitlab import engine, ui
 from digitlab.ui import jobpanel, learner, sidebar, state
 
+FIRST_PASS_S = 10.0  # Ray's start waits at most this long for the default's first pass
+
 # The pages after Home: (script, title, icon, the home page's link to it)
 PAGES = [
     ("app_pages/data.py", "Data", ":material/grid_view:", "Explore the data"),
@@ -32,8 +34,12 @@ def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     state.init()  # session_state.setdefault for every key the pages use
     digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
-    state.prepare_default()  # no room model: the default's quick first pass starts now
-    engine.start_in_background()  # Ray, once per server, in a thread: no page waits for it
+    first = state.prepare_default()  # no room model: the default's quick first pass starts now
+    # Ray, once per server, in a thread: no page waits for it. Its start (seconds of both cores)
+    # waits for the first pass, which reads the first drawings (BENCHMARKS.md, ready to draw).
+    engine.start_in_background(
+        after=None if first is None else lambda: first.wait_first(FIRST_PASS_S)
+    )
     learner.sync()  # ?learner=NAME in the URL <-> this session's learner
     learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it
     nav = st.navigation(

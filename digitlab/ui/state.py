@@ -112,19 +112,20 @@ def server_default(*, train_default: bool = True):
     return server
 
 
-def prepare_default() -> None:
+def prepare_default():
     """Once per session: when the room has no model for learners to fall back to, make the
     server's quick first pass now (about a second, no TensorFlow), so a learner's first drawing
     is read without waiting (issue 15); the default model proper waits until a page reads with
-    it."""
+    it. Returns the server's default (teach.ServerDefault) when it checked, else None."""
     ss = st.session_state
     if ss.get("default_checked"):
-        return
+        return None
     ss["default_checked"] = True
     from digitlab import store
 
     if store.room_model() is None:
-        server_default(train_default=False)
+        return server_default(train_default=False)
+    return None
 
 
 def reading_model(*, drawing: bool = True, wait_s: float = 0.0) -> CurrentModel | None:
