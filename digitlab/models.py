@@ -79,6 +79,25 @@ TUTORIAL = ModelConfig(jit_compile=False, steps_per_execution=1)  # the tutorial
 # with "Only input tensors may be passed as positional arguments"). Every construction and load in
 # this process takes this lock.
 keras_lock = threading.RLock()
+_keras_import: threading.Thread | None = None
+
+
+def import_keras_soon() -> None:
+    """Start importing Keras in a background thread, once per process, under keras_lock: a run
+    on the engine builds its model here when it ends (from_weights), and the import takes
+    seconds that the learner would otherwise wait after the last epoch (BENCHMARKS.md)."""
+    global _keras_import
+    with keras_lock:
+        if _keras_import is None:
+            _keras_import = threading.Thread(
+                target=_import_keras, daemon=True, name="digitlab-keras-import"
+            )
+            _keras_import.start()
+
+
+def _import_keras() -> None:
+    with keras_lock:
+        import keras  # noqa: F401
 
 
 def build_model(config: ModelConfig = ModelConfig(), *, seed: int | None = None):

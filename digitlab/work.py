@@ -22,12 +22,20 @@ PARTS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def training_work(
-    digits: Digits, *, model_config, train_config, on_engine: bool = True, **train_kwargs
+    digits: Digits,
+    *,
+    model_config,
+    train_config,
+    on_engine: bool = True,
+    keras_early: bool = True,
+    **train_kwargs,
 ) -> Work:
     """One training run (training.train); the job's result is the TrainResult with its model.
 
     On the engine the run's weights come back with the result and are kept on it
     (`result.weights`) until the model is built here, so a failure after training loses nothing.
+    keras_early: import Keras here while the run trains, for a learner waiting for the model
+    (not for the server's default, which must not slow a fresh server's first drawings).
     """
 
     def work(on_event, stop):
@@ -40,6 +48,8 @@ def training_work(
                 stop=stop,
                 **train_kwargs,
             )
+        if keras_early:
+            models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         arrays = [engine.put(getattr(digits, k)) for k in PARTS]
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
         result, weights = engine.run(
@@ -61,7 +71,9 @@ def training_work(
 
 def train_on_engine(digits: Digits, *, model_config, train_config, on_event=None, stop=None):
     """training.train's signature, run on the engine (what teach.ServerDefault is given)."""
-    run = training_work(digits, model_config=model_config, train_config=train_config)
+    run = training_work(
+        digits, model_config=model_config, train_config=train_config, keras_early=False
+    )
     return run(on_event or (lambda event: None), stop or StopEvent())
 
 
@@ -207,6 +219,7 @@ def teach_work(
                 train_config=train_config, teach_config=teach_config, on_event=on_event,
                 stop=stop,
             )  # fmt: skip
+        models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         base = models.model_bytes(base_model) if base_model is not None else None
         arrays = [engine.put(getattr(digits, k)) for k in PARTS]
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})

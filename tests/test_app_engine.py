@@ -1,6 +1,7 @@
 """The app when its engine is out of reach: the sidebar says so in one sentence, a run that needs
 the engine fails with that sentence, and Data and Draw keep working (a fresh process: the
-engine is one per process, and the other tests' is up)."""
+engine is one per process, and the other tests' is up). Also, in that fresh process: Keras is
+imported only when a training job starts, in the background."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent(
     """
-    import json, time
+    import json, sys, threading, time
     from streamlit.testing.v1 import AppTest
     from digitlab import engine
 
@@ -28,11 +29,16 @@ SCRIPT = textwrap.dedent(
         at.switch_page(page).run()
         pages[page] = [str(e.value) for e in at.exception]
     at.switch_page("app_pages/train.py").run()
+    keras_before = "keras" in sys.modules  # Data, Draw and Train's form import no TensorFlow
     at.button(key="t_start").click().run()
     job = at.session_state["train_job"]
     job.wait(120)
+    importer = [t for t in threading.enumerate() if t.name == "digitlab-keras-import"]
+    for t in importer:
+        t.join(120)  # the import a training job starts, for the model it builds at its end
     print(json.dumps({"sidebar": sidebar, "pages": pages,
-                      "job": [job.progress.status, job.progress.error]}))
+                      "job": [job.progress.status, job.progress.error],
+                      "keras": [keras_before, len(importer), "keras" in sys.modules]}))
     """
 )
 
@@ -59,3 +65,5 @@ def test_a_cluster_out_of_reach_is_one_sentence_and_data_and_draw_work(tmp_path)
     assert out["pages"] == {"app_pages/data.py": [], "app_pages/draw.py": []}
     status, error = out["job"]
     assert status == "failed" and error.startswith(sentence) and "\n" not in error
+    # Keras is imported only once a training job starts, in the background, for its model
+    assert out["keras"] == [False, 1, True]
