@@ -116,7 +116,8 @@ def prepare_default():
     """Once per session: when the room has no model for learners to fall back to, make the
     server's quick first pass now (about a second, no TensorFlow), so a learner's first drawing
     is read without waiting (issue 15); the default model proper waits until a page reads with
-    it. Returns the server's default (teach.ServerDefault) when it checked, else None."""
+    it. Returns that server default (teach.ServerDefault) when this call found no room model,
+    else None (a room model, or already checked in this session)."""
     ss = st.session_state
     if ss.get("default_checked"):
         return None
