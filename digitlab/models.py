@@ -80,14 +80,16 @@ TUTORIAL = ModelConfig(jit_compile=False, steps_per_execution=1)  # the tutorial
 # this process takes this lock.
 keras_lock = threading.RLock()
 _keras_import: threading.Thread | None = None
+_keras_import_started = threading.Lock()  # not keras_lock: a job's start never waits on a build
 
 
 def import_keras_soon() -> None:
-    """Start importing Keras in a background thread, once per process, under keras_lock: a run
-    on the engine builds its model here when it ends (from_weights), and the import takes
-    seconds that the learner would otherwise wait after the last epoch (BENCHMARKS.md)."""
+    """Start importing Keras in a background thread (the import under keras_lock), once per
+    process: a run on the engine builds its model here when it ends (from_weights), and the
+    import takes seconds that the learner would otherwise wait after the last epoch
+    (BENCHMARKS.md)."""
     global _keras_import
-    with keras_lock:
+    with _keras_import_started:
         if _keras_import is None:
             _keras_import = threading.Thread(
                 target=_import_keras, daemon=True, name="digitlab-keras-import"
