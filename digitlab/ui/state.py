@@ -50,20 +50,23 @@ def data_limit() -> int | None:
     return n
 
 
-@st.cache_resource(show_spinner="Loading MNIST (once per server) ...")
+@st.cache_resource(show_spinner=False)  # loaded at the server's start (streamlit_app.py's lifespan)
 def _load(path: str | None, offline: str | None, limit: int | None) -> Digits:
     digits = load_mnist(path)  # arguments are the cache key: change the env, get a new copy
     return digits.take(limit) if limit else digits
 
 
+def load_digits() -> Digits:
+    """The server's one dataset (loaded once); DataError when it cannot be."""
+    return _load(
+        os.environ.get("DIGITLAB_MNIST") or None, os.environ.get("DIGITLAB_OFFLINE"), data_limit()
+    )
+
+
 def digits() -> Digits:
     """The server's one dataset; a wrong DIGITLAB_MNIST stops the page with one sentence."""
     try:
-        return _load(
-            os.environ.get("DIGITLAB_MNIST") or None,
-            os.environ.get("DIGITLAB_OFFLINE"),
-            data_limit(),
-        )
+        return load_digits()
     except DataError as e:
         st.error(f"The dataset could not be loaded: {e}")
         st.stop()
@@ -112,16 +115,21 @@ def server_default(*, train_default: bool = True):
     return server
 
 
-def prepare_default():
-    """Once per session: when the room has no model for learners to fall back to, make the
-    server's quick first pass now (about a second, no TensorFlow), so a learner's first drawing
-    is read without waiting (issue 15); the default model proper waits until a page reads with
-    it. Returns that server default (teach.ServerDefault) when this call found no room model,
-    else None (a room model, or already checked in this session)."""
+def once_per_session(key: str) -> bool:
+    """True at this session's first call with this key, then False."""
     ss = st.session_state
-    if ss.get("default_checked"):
-        return None
-    ss["default_checked"] = True
+    if ss.get(key):
+        return False
+    ss[key] = True
+    return True
+
+
+def prepare_default():
+    """When the room has no model for learners to fall back to, make the server's quick first
+    pass now (about a second, no TensorFlow), so a learner's first drawing is read without
+    waiting (issue 15); the default model proper waits until a page reads with it. Returns that
+    server default (teach.ServerDefault), or None when the room has a model. Called at the
+    server's start (no session) and at each session's first run (cached: the same one)."""
     from digitlab import store
 
     if store.room_model() is None:
