@@ -10,7 +10,7 @@ app: setup
 test: setup
 	@bash scripts/ensure_chromium.sh
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile  # two workers; a file's tests stay together, in order
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
