@@ -2,9 +2,9 @@
 
 Streamlit runs this file as "__main__" for every page view. `streamlit run` also imports it once,
 as a module, when the server starts, and finds `app`: an `st.App` whose lifespan starts the
-server's own work (the dataset, the default model's first pass, the engine) in a thread before
-anyone visits, so the first learner finds it done (BENCHMARKS.md, "Ready to draw at once"). The
-library is imported in that thread, not here: the server listens without waiting for it.
+server's own work (the dataset, the default model's first pass, the engine) in a thread, 3 s
+after the start, so the first learner finds it done (BENCHMARKS.md, "Ready to draw at once").
+The library is imported in that thread, not here: the server listens without waiting for it.
 """
 
 import contextlib
@@ -19,9 +19,17 @@ def _start_server() -> None:
     start_server()
 
 
+# The server's own work waits this long after its start, so that a page opened at once is served
+# first (the first visit then starts that work itself, as it would with no st.App).
+QUIET_START_S = 3.0
+
+
 @contextlib.asynccontextmanager
 async def lifespan(_app):
-    threading.Thread(target=_start_server, daemon=True, name="digitlab-server-start").start()
+    timer = threading.Timer(QUIET_START_S, _start_server)
+    timer.daemon = True
+    timer.name = "digitlab-server-start"
+    timer.start()
     yield
 
 

@@ -64,8 +64,8 @@ def start_server() -> None:
         return
     if first is not None and first.wait_first(FIRST_PASS_S):  # the terminal, beside the URL
         print(
-            f"  DigitLab reads drawings now: the default model's first pass was ready "
-            f"{first.ready_s['first']:.1f} s after the server's start.",
+            f"  DigitLab reads drawings now: the default model's first pass took "
+            f"{first.ready_s['first']:.1f} s.",
             flush=True,
         )
 
