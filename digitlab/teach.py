@@ -404,6 +404,12 @@ def default_model_path(digits: Digits, stage: str = "default"):
     return Path(home()) / "default" / f"default-{key}.keras"
 
 
+def default_model_kept(digits: Digits, stage: str = "default") -> bool:
+    """An earlier start left this stage's default model in DIGITLAB_HOME (default_model reads it)."""
+    path = default_model_path(digits, stage)
+    return path.is_file() and path.with_suffix(".json").is_file()
+
+
 def default_model(
     digits: Digits,
     *,
@@ -425,7 +431,7 @@ def default_model(
     model_config, cfg = stage_configs(stage, len(digits.x_train))
     path = default_model_path(digits, stage)
     meta = path.with_suffix(".json")
-    if path.is_file() and meta.is_file():
+    if default_model_kept(digits, stage):
         try:
             model = load_model_file(path)
             info = json.loads(meta.read_text())

@@ -179,6 +179,7 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     from digitlab.teach import (
         CNN_EPOCHS,
         ServerDefault,
+        default_model_kept,
         default_model_path,
         default_train_config,
     )
@@ -197,6 +198,7 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
             **kwargs,
         )
 
+    assert not default_model_kept(digits)  # a fresh server: the app waits for a page to ask
     server = ServerDefault(digits, train=trainer, cnn=True).start(default=False)
     assert server.wait_first(120), server.error  # what a drawing on a fresh server waits for
     assert server.stage == "first" and not models.is_keras(server.model), server.error
@@ -219,6 +221,7 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     assert server.describe() == f"a convolutional network, {CNN_EPOCHS} augmented epochs"
     # kept for the next start, which reads both back and trains nothing
     assert default_model_path(digits).is_file() and default_model_path(digits, "cnn").is_file()
+    assert default_model_kept(digits) and default_model_kept(digits, "cnn")  # the app reads it
     again = ServerDefault(digits, train=trainer, cnn=True).start()
     assert again.wait(120) and again.stage == "cnn" and again.error is None
     assert len(seen) == 2
