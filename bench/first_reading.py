@@ -27,7 +27,8 @@ from pathlib import Path
 from _common import machine, start_streamlit, stop_streamlit
 from startup import wait_listening
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+for _tests in ("tests", "tests/e2e"):  # the e2e suite's harness, and the helpers it imports
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / _tests))
 from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402 - the e2e suite's harness
 from test_browser import ONE, draw  # noqa: E402
 

@@ -485,7 +485,8 @@ class ServerDefault:
     def start(self, *, default: bool = True) -> ServerDefault:
         """Make the first pass now, in a thread (once); default=False: the default model only
         once someone asks for it (want_default): a server where nobody reads with the default
-        never trains it."""
+        never trains it. Stages an earlier start kept are read after the first pass unasked (a
+        restart's first drawing then does not wait for TensorFlow's import)."""
         if self._thread is None:
             self.started_at = time.perf_counter()
             self._thread = threading.Thread(target=self._run, daemon=True, name="digitlab-default")
@@ -557,7 +558,8 @@ class ServerDefault:
             first = FirstPass(normalise(d.x_train), d.y_train)
             self._publish(first, None, "first")  # drawings are read from now on
             self.test_accuracy = accuracy(first, normalise(d.x_test), d.y_test)
-            self._wanted.wait()
+            if not all(default_model_kept(d, stage) for stage in self.stages[1:]):
+                self._wanted.wait()  # kept by an earlier start: read now, trains nothing
             result = default_model(d, train=self._train)
             self._publish(result.model, result.test_accuracy, "default")
         except Exception as e:  # a page shows it; the server goes on without a default model

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from proctools import descendants
 
 from digitlab import engine, work
 from digitlab.crossval import cross_validate
@@ -80,30 +81,10 @@ def is_loopback(addr) -> bool:
     return addr.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def ray_processes() -> list[int]:
-    """This test process's descendants: the embedded Ray's services and workers."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def test_embedded_ray_listens_on_loopback_only():
     listening = listening_sockets()
     found = []
-    for pid in ray_processes():
+    for pid in descendants(os.getpid()):  # the embedded Ray's services and workers
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:

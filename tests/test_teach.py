@@ -219,10 +219,10 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     assert server.stage == "cnn" and server.finished and server.recheck_s is None
     assert server.model.get_layer(index=1).__class__.__name__ == "Conv2D"
     assert server.describe() == f"a convolutional network, {CNN_EPOCHS} augmented epochs"
-    # kept for the next start, which reads both back and trains nothing
+    # kept for the next start, which reads both back unasked and trains nothing
     assert default_model_path(digits).is_file() and default_model_path(digits, "cnn").is_file()
-    assert default_model_kept(digits) and default_model_kept(digits, "cnn")  # the app reads it
-    again = ServerDefault(digits, train=trainer, cnn=True).start()
+    assert default_model_kept(digits) and default_model_kept(digits, "cnn")
+    again = ServerDefault(digits, train=trainer, cnn=True).start(default=False)
     assert again.wait(120) and again.stage == "cnn" and again.error is None
     assert len(seen) == 2
 

@@ -128,16 +128,13 @@ def prepare_default():
     """When the room has no model for learners to fall back to, make the server's quick first
     pass now (about a second, no TensorFlow), so a learner's first drawing is read without
     waiting (issue 15); the default model proper waits until a page reads with it, unless an
-    earlier start kept it (then it is read from DIGITLAB_HOME at once). Returns that
+    earlier start kept it (teach.ServerDefault.start). Returns that
     server default (teach.ServerDefault), or None when the room has a model. Called at the
     server's start (no session) and at each session's first run (cached: the same one)."""
-    from digitlab import store, teach
+    from digitlab import store
 
     if store.room_model() is None:
-        server = server_default(train_default=False)
-        if teach.default_model_kept(server.digits):  # an earlier start's: read it now, not at
-            server.want_default()  # the first drawing (TensorFlow's import, seconds of a core)
-        return server
+        return server_default(train_default=False)
     return None
 
 

@@ -6,13 +6,12 @@ screenshot under artifacts/e2e/ and fails on any exception shown in the page or 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import time
-from pathlib import Path
 
 import pytest
+from proctools import descendants, names
 
 pytestmark = pytest.mark.e2e
 LONG = 180_000  # ms: a training step on a busy 2-core machine
@@ -51,18 +50,6 @@ def set_number(page, label: str, value: int) -> None:
     page.wait_for_timeout(500)
 
 
-def children(pid: int) -> list[str]:
-    """The names of the processes whose parent is pid (from /proc)."""
-    names = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            text = stat.read_text()
-            name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :]
-            if int(rest.split()[1]) == pid:
-                names.append(name)
-    return names
-
-
 def test_the_server_gets_ready_before_anyone_visits(server):
     """streamlit_app.py's st.App lifespan: the default's first pass, then the engine, start with
     the server; nobody has opened a page yet (this test runs before the page fixture)."""
@@ -70,7 +57,7 @@ def test_the_server_gets_ready_before_anyone_visits(server):
     while "DigitLab reads drawings now" not in server.text():
         assert time.monotonic() < deadline, f"no first pass before a visit:\n{server.text()}"
         time.sleep(0.2)
-    while "raylet" not in children(server.proc.pid):
+    while "raylet" not in names(descendants(server.proc.pid)):
         assert time.monotonic() < deadline, f"no Ray started by the server:\n{server.text()}"
         time.sleep(0.2)
 
