@@ -87,13 +87,12 @@ def import_keras_soon() -> None:
     """Start importing Keras in a background thread (the import under keras_lock), once per
     process: a run on the engine builds its model here when it ends (from_weights), and the
     import takes seconds that the learner would otherwise wait after the last epoch
-    (BENCHMARKS.md)."""
+    (BENCHMARKS.md). Not a daemon: a process that exits meanwhile (a CLI run that failed) waits
+    for the import to end, since TensorFlow killed mid-import at exit crashes the process."""
     global _keras_import
     with _keras_import_started:
         if _keras_import is None:
-            _keras_import = threading.Thread(
-                target=_import_keras, daemon=True, name="digitlab-keras-import"
-            )
+            _keras_import = threading.Thread(target=_import_keras, name="digitlab-keras-import")
             _keras_import.start()
 
 

@@ -48,9 +48,9 @@ def training_work(
                 stop=stop,
                 **train_kwargs,
             )
+        arrays = [engine.put(getattr(digits, k)) for k in PARTS]  # EngineError: out of reach
         if keras_early:
             models.import_keras_soon()  # the model is built here at the end: Keras ready by then
-        arrays = [engine.put(getattr(digits, k)) for k in PARTS]
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
         result, weights = engine.run(
             train_remote,
@@ -219,9 +219,9 @@ def teach_work(
                 train_config=train_config, teach_config=teach_config, on_event=on_event,
                 stop=stop,
             )  # fmt: skip
-        models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         base = models.model_bytes(base_model) if base_model is not None else None
-        arrays = [engine.put(getattr(digits, k)) for k in PARTS]
+        arrays = [engine.put(getattr(digits, k)) for k in PARTS]  # EngineError: out of reach
+        models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
         result, weights = engine.run(
             teach_remote, *arrays, rest, images, labels, base, model_config, train_config,

@@ -1,7 +1,7 @@
 """The app when its engine is out of reach: the sidebar says so in one sentence, a run that needs
 the engine fails with that sentence, and Data and Draw keep working (a fresh process: the
-engine is one per process, and the other tests' is up). Also, in that fresh process: Keras is
-imported only when a training job starts, in the background."""
+engine is one per process, and the other tests' is up). Also, in that fresh process: no Keras is
+imported for a job the engine never took."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
     at.button(key="t_start").click().run()
     job = at.session_state["train_job"]
     job.wait(120)
-    # the import a training job starts, for the model it builds at its end: under way or done
+    # the import a training job starts once the engine has it, for the model it builds at its end
     importing = any(t.name == "digitlab-keras-import" for t in threading.enumerate())
     print(json.dumps({"sidebar": sidebar, "pages": pages,
                       "job": [job.progress.status, job.progress.error],
@@ -65,5 +65,6 @@ def test_a_cluster_out_of_reach_is_one_sentence_and_data_and_draw_work(tmp_path)
     assert out["pages"] == {"app_pages/data.py": [], "app_pages/draw.py": []}
     status, error = out["job"]
     assert status == "failed" and error.startswith(sentence) and "\n" not in error
-    # Keras is imported only once a training job starts, in the background, for its model
-    assert out["keras"] == [False, True]
+    # Keras is imported only once the engine has taken a training job (in the background, for
+    # the model it builds at the end): a job that cannot reach the engine imports none
+    assert out["keras"] == [False, False]
