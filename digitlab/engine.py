@@ -456,7 +456,8 @@ def run(
     retries: int = 0,
     **kwargs,
 ) -> Any:
-    """fn(*args, on_event=, stop=, **kwargs) as a Ray task; see the module's doc."""
+    """fn(*args, on_event=, stop=, **kwargs) as a Ray task; None if a stop kept it from starting
+    (see the module's doc)."""
     return run_many(
         [(fn, args, kwargs)], on_event=on_event, stop=stop, num_cpus=num_cpus, retries=retries
     )[0]
@@ -473,6 +474,8 @@ def run_many(
     """Each call as a Ray task (Ray's scheduler runs as many at once as there are CPUs); their
     results in the calls' order, None for a call that a stop kept from starting. Events of all
     reach on_event here, in order per call."""
+    if stop is not None and stop.is_set():  # stopped before it was asked: nothing starts
+        return [None] * len(calls)
     connect()
     import ray
 

@@ -52,7 +52,7 @@ def training_work(
         if keras_early:
             models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
-        result, weights = engine.run(
+        out = engine.run(
             train_remote,
             *arrays,
             rest,
@@ -62,6 +62,9 @@ def training_work(
             on_event=on_event,
             stop=stop,
         )
+        if out is None:  # stopped before the task began: nothing was trained
+            return None
+        result, weights = out
         result.weights = weights
         result.model = models.from_weights(model_config, weights)
         return result
@@ -223,10 +226,13 @@ def teach_work(
         arrays = [engine.put(getattr(digits, k)) for k in PARTS]  # EngineError: out of reach
         models.import_keras_soon()  # the model is built here at the end: Keras ready by then
         rest = replace(digits, **{k: getattr(digits, k)[:0] for k in PARTS})
-        result, weights = engine.run(
+        out = engine.run(
             teach_remote, *arrays, rest, images, labels, base, model_config, train_config,
             teach_config, on_event=on_event, stop=stop,
         )  # fmt: skip
+        if out is None:  # stopped before the task began: nothing was taught
+            return None
+        result, weights = out
         result.model = (
             models.from_weights(model_config, weights)
             if base is None

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -167,6 +168,37 @@ def test_stop_reaches_the_worker_and_keeps_the_partial_model(tiny_digits):
     assert p.status == "stopped"
     assert p.result.stopped and p.result.model is not None
     assert len(p.result.history) < 200
+
+
+@pytest.mark.parametrize("kind", ["train", "teach"])
+def test_a_stop_before_the_task_begins_ends_the_job_stopped(tiny_digits, kind):
+    """The learner presses Stop at once (seen in CI: the task had not begun, and the job failed
+    on the missing result): the job is stopped, with nothing trained and no error."""
+    from digitlab.teach import TeachConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=64)
+    if kind == "train":
+        work_fn = work.training_work(tiny_digits, model_config=SMALL, train_config=cfg)
+    else:
+        images, labels = tiny_digits.x_test[:20], tiny_digits.y_test[:20]
+        work_fn = work.teach_work(
+            tiny_digits, images, labels, model_config=SMALL, train_config=cfg,
+            teach_config=TeachConfig(),
+        )  # fmt: skip
+    jm = JobManager(max_jobs=1)
+    gate = threading.Event()
+
+    def stopped_first(on_event, stop):
+        gate.wait(60)  # the stop below is set before the engine is asked
+        return work_fn(on_event, stop)
+
+    job = submit(jm, stopped_first, kind=kind, label="stopped at once")
+    wait_for(lambda: job.progress.status == "running", what="the job's start")
+    job.stop()
+    gate.set()
+    assert job.wait(120)
+    assert job.progress.status == "stopped", job.progress.error
+    assert job.progress.result is None and job.progress.error is None
 
 
 def assert_below_the_server(pid: int) -> None:
