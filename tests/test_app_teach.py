@@ -39,6 +39,8 @@ def test_draw_page_reads_with_the_server_default_then_teaches(app):
     assert server.stage == "default" and set(server.ready_s) == {"first", "default"}
     at.run()
     assert "Reading with the server's default model" in texts(at)
+    # the sidebar says what reads while this learner has no model of their own
+    assert "Until then the Draw page reads with the server's default model" in texts(at)
     assert "Teach it your handwriting" in texts(at)
     at.button(key="draw_teach_start").click().run()  # nothing saved yet
     assert "Save at least two labelled drawings first." in texts(at)
