@@ -56,8 +56,12 @@ class Digits:
         return f"{self.source}: {len(self.x_train):,} train / {len(self.x_test):,} test"
 
     def take(self, n_train: int, n_test: int | None = None) -> Digits:
-        """The first n_train training and n_test test digits (a cheap slice for tests and demos)."""
+        """The first n_train training and n_test test digits (a cheap slice for tests and demos).
+        A slice as large as the data is the data itself: its name and kind stay."""
         n_test = n_train if n_test is None else n_test
+        n_train, n_test = min(n_train, len(self.x_train)), min(n_test, len(self.x_test))
+        if (n_train, n_test) == (len(self.x_train), len(self.x_test)):
+            return self
         return Digits(
             self.x_train[:n_train],
             self.y_train[:n_train],

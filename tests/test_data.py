@@ -100,6 +100,14 @@ def test_digits_are_read_only_and_take_slices(offline):
         d.x_train[0, 0, 0] = 1
     small = d.take(100, 20)
     assert small.x_train.shape == (100, 28, 28) and small.y_test.shape == (20,)
+    assert small.kind == "custom" and small.source.endswith("(first 100/20)")
+    # a limit past the data's size cuts nothing, and names no count the data does not have
+    # (DIGITLAB_LIMIT=10000 on the 4,000/1,000 offline subset said "first 10,000/10,000")
+    assert d.take(10_000) is d
+    part = d.take(10_000, 500)
+    assert part.x_train.shape[0] == len(d.x_train) and part.source.endswith(
+        f"(first {len(d.x_train):,}/500)"
+    )
 
 
 def test_normalise_and_one_hot():
