@@ -229,7 +229,7 @@ def train_with_drawings(args, model_config, train_config) -> int:
         on_event=EpochPrinter(),
     )
     for row in before_after_rows(result):
-        before = "-" if row["before"] is None else f"{row['before']:.1f}"
+        before = "-" if row.get("before") is None else f"{row['before']:.1f}"
         after = "-" if row["after"] is None else f"{row['after']:.1f}"
         say(f"  {row['score']}: before {before}, after {after}")
     say(f"Test accuracy {result.after.mnist:.4f}  ({result.seconds:.1f} s)")

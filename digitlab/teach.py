@@ -285,13 +285,14 @@ def teach(
 
 
 def before_after_rows(result: TeachResult) -> list[dict]:
-    """The page's and the CLI's table: one row per score, before and after."""
+    """The page's and the CLI's table: one row per score, before and after; after only when
+    the network is new (nothing to score before)."""
 
     def pct(v):
         return None if v is None else round(100 * v, 1)
 
     held = f"your {result.after.n_held_out} held-out drawings"
-    return [
+    rows = [
         {
             "score": "MNIST test accuracy (%)",
             "before": pct(result.before.mnist),
@@ -303,6 +304,10 @@ def before_after_rows(result: TeachResult) -> list[dict]:
             "after": pct(result.after.held_out),
         },
     ]
+    if not result.fine_tuned:
+        for row in rows:
+            del row["before"]
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

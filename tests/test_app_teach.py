@@ -42,6 +42,7 @@ def test_draw_page_reads_with_the_server_default_then_teaches(app):
     # the sidebar says what reads while this learner has no model of their own
     assert "Until then the Draw page reads with the server's default model" in texts(at)
     assert "Teach it your handwriting" in texts(at)
+    assert "Fine-tunes a copy of the server's default model" in texts(at)
     at.button(key="draw_teach_start").click().run()  # nothing saved yet
     assert "Save at least two labelled drawings first." in texts(at)
     assert at.session_state["teach_job"] is None

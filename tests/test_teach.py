@@ -114,6 +114,9 @@ def test_a_new_model_when_none_is_given(tiny_digits, mirrored):
     )
     assert result.before.mnist is None and result.before.held_out is None
     assert not result.fine_tuned and result.after.mnist > 0.5 and result.after.n_held_out == 10
+    rows = before_after_rows(result)  # a new network: scores after only, no empty "before"
+    assert [list(r) for r in rows] == [["score", "after"]] * 2
+    assert rows[0]["after"] == round(100 * result.after.mnist, 1)
 
 
 def test_stop_ends_it_within_a_batch_and_keeps_the_model(tiny_digits, mirrored, base):

@@ -58,10 +58,14 @@ def _panel(digits, key: str, timed: bool) -> None:
         base = None  # teaching starts a new tutorial network
     with st.container(border=True):
         st.subheader("Teach it your handwriting")
+        what = (
+            f"Fine-tunes a copy of {learner.md(base.name)}"
+            if base
+            else "Trains a new tutorial network (there is no model of yours to start from yet)"
+        )
         st.caption(
-            f"Fine-tunes a copy of {base.name if base else 'a new tutorial network'} on MNIST "
-            "and your saved drawings, which make up a quarter of what it sees, so that it does "
-            f"not forget MNIST. {APP_MIX.rule()}"
+            f"{what} on MNIST and your saved drawings, which make up a quarter of what it sees, "
+            f"so that it does not forget MNIST. {APP_MIX.rule()}"
         )
         if job is not None and not job.progress.finished:
             jobpanel.heartbeat()
@@ -78,6 +82,8 @@ def _panel(digits, key: str, timed: bool) -> None:
                     f"{result.seconds:.0f} s{' (stopped early)' if result.stopped else ''}; "
                     "it is now your current model."
                 )
+                if not result.fine_tuned:
+                    st.caption("A new network: there is no score before, only after.")
                 st.dataframe(before_after_rows(result), hide_index=True, key=f"{key}_table")
         if st.button("Teach it your handwriting", key=f"{key}_start"):
             images, labels = my_drawings()
