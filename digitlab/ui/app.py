@@ -74,8 +74,6 @@ def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     state.init()  # session_state.setdefault for every key the pages use
     digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
-    if state.once_per_session("server_prepared"):
-        prepare_server()  # done at the server's start (streamlit_app.py); AppTest has no server
     learner.sync()  # ?learner=NAME in the URL <-> this session's learner
     learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it
     nav = st.navigation(
@@ -86,4 +84,8 @@ def main() -> None:
     sidebar.render(digits)
     if nav.title != "Home":
         ui.wait_for_imports()  # charts' imports, started at server start, done before pages use them
-    nav.run()
+    try:
+        nav.run()
+    finally:  # after the page (a rerun or st.stop included): its first run is not slowed by it
+        if state.once_per_session("server_prepared"):
+            prepare_server()  # done at the server's start (streamlit_app.py); AppTest has no server
