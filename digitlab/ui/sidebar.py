@@ -19,8 +19,8 @@ def render(digits: Digits) -> None:
         model_now = state.current()
         if model_now is None:
             st.markdown("none yet: train one, or load one on the Train page")
-            server = state.prepare_default()  # the room has no model: the server's default reads
-            if server is not None and server.model is not None:
+            server = state.default_reading()  # the room has no model: the server's default reads
+            if server is not None:
                 st.caption(
                     "Until then the Draw page reads with the server's default model: "
                     f"{server.describe()}."

@@ -95,13 +95,30 @@ def current() -> CurrentModel | None:
     return st.session_state.get("current_model")
 
 
+_made: dict[tuple[str, int], Any] = {}  # the server defaults made so far, by dataset
+
+
 @st.cache_resource(show_spinner=False)
 def _server_default(source: str, n_train: int):
     from digitlab import work
     from digitlab.teach import ServerDefault
 
     cnn = os.environ.get("DIGITLAB_DEFAULT_CNN", "1").strip() != "0"  # README: settings
-    return ServerDefault(digits(), train=work.train_on_engine, cnn=cnn).start(default=False)
+    server = ServerDefault(digits(), train=work.train_on_engine, cnn=cnn).start(default=False)
+    _made[(source, n_train)] = server
+    return server
+
+
+def default_reading():
+    """The server's default (teach.ServerDefault) when it reads drawings now, for a learner with
+    no model: made already, a model ready, and no room model to load instead. Starts nothing."""
+    from digitlab import store
+
+    d = load_digits()
+    server = _made.get((d.source, len(d.x_train)))
+    if server is None or server.model is None or store.room_model() is not None:
+        return None
+    return server
 
 
 def server_default(*, train_default: bool = True):
