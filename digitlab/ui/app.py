@@ -87,5 +87,5 @@ def main() -> None:
     try:
         nav.run()
     finally:  # after the page (a rerun or st.stop included): its first run is not slowed by it
-        if state.once_per_session("server_prepared"):
+        if state.once_per_session(state.SERVER_PREPARED):
             prepare_server()  # done at the server's start (streamlit_app.py); AppTest has no server

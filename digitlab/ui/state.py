@@ -95,30 +95,26 @@ def current() -> CurrentModel | None:
     return st.session_state.get("current_model")
 
 
-_made: dict[tuple[str, int], Any] = {}  # the server defaults made so far, by dataset
-
-
 @st.cache_resource(show_spinner=False)
 def _server_default(source: str, n_train: int):
     from digitlab import work
     from digitlab.teach import ServerDefault
 
     cnn = os.environ.get("DIGITLAB_DEFAULT_CNN", "1").strip() != "0"  # README: settings
-    server = ServerDefault(digits(), train=work.train_on_engine, cnn=cnn).start(default=False)
-    _made[(source, n_train)] = server
-    return server
+    return ServerDefault(digits(), train=work.train_on_engine, cnn=cnn).start(default=False)
+
+
+SERVER_PREPARED = "server_prepared"  # session_state: this session's first run prepared the server
 
 
 def default_reading():
     """The server's default (teach.ServerDefault) when it reads drawings now, for a learner with
-    no model: made already, a model ready, and no room model to load instead. Starts nothing."""
-    from digitlab import store
-
-    d = load_digits()
-    server = _made.get((d.source, len(d.x_train)))
-    if server is None or server.model is None or store.room_model() is not None:
+    no model: a model ready, and no room model to load instead. On a session's first run it
+    starts nothing: that run's page comes first (ui.app.main prepares the server after it)."""
+    if not st.session_state.get(SERVER_PREPARED):
         return None
-    return server
+    server = prepare_default()  # cached: the one the server made
+    return server if server is not None and server.model is not None else None
 
 
 def server_default(*, train_default: bool = True):
