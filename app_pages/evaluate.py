@@ -5,6 +5,7 @@ import streamlit as st
 from digitlab import charts, crossval, explore, store, work
 from digitlab.models import ARCHITECTURES, ModelConfig
 from digitlab.ui import jobpanel, learner, state
+from digitlab.words import count
 
 digits = state.digits()
 ss = st.session_state
@@ -130,7 +131,7 @@ def show(view: dict) -> None:
         st.info("That run finished no fold, so there is nothing to show.")
         return
     st.caption(
-        f"{main.n_splits} folds, {main.epochs} epochs, batch {main.batch_size}, "
+        f"{main.n_splits} folds, {count(main.epochs, 'epoch')} each, batch {main.batch_size}, "
         f"{main.data_source}, {main.seconds:.0f} s"
     )
     runs = [

@@ -6,6 +6,7 @@ from digitlab import charts, explore, work
 from digitlab.models import ARCHITECTURES, OPTIMIZERS, ModelConfig, ModelError
 from digitlab.training import TrainConfig, TrainingError
 from digitlab.ui import jobpanel, models_panel, state, teachpanel
+from digitlab.words import count
 
 digits = state.digits()
 ss = st.session_state
@@ -85,7 +86,7 @@ with st.container(border=True):
                 "train_job",
                 work.training_work(digits, model_config=mcfg, train_config=tcfg),
                 kind="train",
-                label=f"training {arch.upper()}, {tcfg.epochs} epochs",
+                label=f"training {arch.upper()}, {count(tcfg.epochs, 'epoch')}",
             )
             busy = True
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from digitlab.data import DataError, Digits, load_mnist
+from digitlab.words import count
 
 # The tutorial's numbers, for the closing table: published in the tutorial, and its own code
 # rerun on full MNIST on this project's machines (README.md, "The tutorial, reproduced").
@@ -152,7 +153,7 @@ def cmd_train(args) -> int:
     if args.drawings or args.from_model:
         return train_with_drawings(args, model_config, train_config)
     digits = get_digits(args)
-    say(f"Training {model_config.describe()} for {args.epochs} epochs ...")
+    say(f"Training {model_config.describe()} for {count(args.epochs, 'epoch')} ...")
     result = run_training(digits, model_config, train_config)
     say(
         f"Test accuracy {result.test_accuracy:.4f}, test loss {result.test_loss:.4f}"
@@ -215,7 +216,7 @@ def train_with_drawings(args, model_config, train_config) -> int:
     digits = get_digits(args)
     say(
         f"{'Teaching ' + args.from_model if base is not None else 'Training ' + model_config.describe()}"
-        f" for {args.epochs} epochs on MNIST and {len(folder.labels)} drawings "
+        f" for {count(args.epochs, 'epoch')} on MNIST and {count(len(folder.labels), 'drawing')} "
         f"({teach_config.drawing_share:.0%} of the examples). {teach_config.rule()}"
     )
     result = teach(
@@ -429,7 +430,7 @@ def cmd_reproduce(args) -> int:
     say(model_summary(build_model(config)))
 
     say(
-        f"\n== 3. Training: {args.epochs} epochs, batch {args.batch_size}, on all "
+        f"\n== 3. Training: {count(args.epochs, 'epoch')}, batch {args.batch_size}, on all "
         f"{len(digits.x_train):,} training digits"
     )
     run = train(

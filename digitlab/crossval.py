@@ -24,6 +24,7 @@ from digitlab.training import (
     fit,
     make_events_callback,
 )
+from digitlab.words import count
 
 
 class CrossValError(ValueError):
@@ -121,7 +122,7 @@ def small_folds_warning(n_samples: int, n_splits: int) -> str | None:
     if per_fold >= 20 or n_splits > n_samples:
         return None
     return (
-        f"Each fold tests only {per_fold} digit{'s' if per_fold != 1 else ''}: one digit moves its "
+        f"Each fold tests only {count(per_fold, 'digit')}: one digit moves its "
         f"score by {100 / max(1, per_fold):.0f} points, so the scores mean little; use more digits "
         "or fewer folds."
     )

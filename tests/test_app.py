@@ -172,6 +172,7 @@ def test_evaluate_page_two_folds_with_reused_variant(app):
     assert "Mean accuracy, fresh model per fold" in labels
     assert "Mean accuracy, reused model (leaks)" in labels
     assert "already trained on the digits it is tested on" in texts(at)
+    assert "2 folds, 1 epoch each, batch 128, " in texts(at)  # the run's settings, in words
     assert len(at.dataframe) >= 2  # one table per variant
     assert at.dataframe[0].value.shape[0] == 2  # two folds
     box = [c for c in charts_of(at) if '"type":"box"' in c.proto.spec.replace(" ", "")]

@@ -217,3 +217,11 @@ def test_full_mnist():
     assert d.y_train[:5].tolist() == [5, 0, 4, 1, 9] and d.y_test[:5].tolist() == [7, 2, 1, 0, 4]
     assert abs(normalise(d.x_train).mean() - 0.1307) < 1e-3
     assert isinstance(d, Digits)
+
+
+def test_counted_nouns_are_singular_for_exactly_one():
+    from digitlab.words import count
+
+    assert [count(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+    assert count(60000, "digit") == "60,000 digits"
+    assert count(1, "fold", "folds") == "1 fold" and count(3, "person", "people") == "3 people"

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "digitlab"
 
 # Floors from the bottom (docs/architecture.md); a module may import its own floor or lower.
 FLOORS = [
-    {"data", "files", "models", "augment", "preprocess", "charts", "pendigits", "explain"},
+    {"data", "files", "models", "augment", "preprocess", "charts", "pendigits", "explain", "words"},
     {"training", "store"},
     {"crossval", "explore", "room", "teach"},
     {"engine", "jobs", "work", "serverload"},
