@@ -10,6 +10,7 @@ again.
     DIGITLAB_MNIST=../shared/data/mnist.npz .venv/bin/python bench/first_reading.py [--rounds 2]
         [--root WORKTREE]  (another checkout's code, e.g. `git worktree add` of an earlier commit)
         [--visit-after S]  (the first visit S seconds after the server listens; default at once)
+        [--fresh-only]  (no restart, and no wait for the default model to be kept)
 
 The page is watched at every animation frame: Playwright's own waits look again only every
 0.5 s after the first second, which added up to half a second to the canvas and to the reading.
@@ -42,7 +43,9 @@ CANVAS_SHOWN = """(() => {
 ANSWER_SHOWN = "document.querySelector(\"div[style*='7rem']\") !== null"  # the big digit
 
 
-def one_round(browser, home: Path, root: Path, visit_after: float = 0.0) -> dict:
+def one_round(
+    browser, home: Path, root: Path, visit_after: float = 0.0, wait_kept: bool = True
+) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "DIGITLAB_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -65,9 +68,13 @@ def one_round(browser, home: Path, root: Path, visit_after: float = 0.0) -> dict
         page.screenshot(path=ROOT / "artifacts" / "first_reading.png", full_page=True)
         context.close()
         # the default model proper (after the first pass) is kept for the next start
-        while not list((home / "default").glob("*.json")) and time.perf_counter() - t0 < 900:
+        while (
+            wait_kept
+            and not list((home / "default").glob("*.json"))
+            and time.perf_counter() - t0 < 900
+        ):
             time.sleep(0.5)
-        kept_s = time.perf_counter() - t0
+        kept_s = time.perf_counter() - t0 if wait_kept else None
     finally:
         stop_streamlit(server)
     return {
@@ -91,6 +98,11 @@ def main() -> None:
         default=0.0,
         help="seconds from the server listening to the first visit (default: at once)",
     )
+    ap.add_argument(
+        "--fresh-only",
+        action="store_true",
+        help="fresh servers only: no restart round, no wait for the default model to be kept",
+    )
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -102,13 +114,13 @@ def main() -> None:
         for r in range(args.rounds):
             home = ROOT / "artifacts" / f"first-reading-home-{r}"
             shutil.rmtree(home, ignore_errors=True)
-            for start in ("fresh", "restart"):
+            for start in ("fresh",) if args.fresh_only else ("fresh", "restart"):
                 load = os.getloadavg()[0]
                 row = {
                     "round": r + 1,
                     "start": start,
                     "load": load,
-                    **one_round(browser, home, args.root, args.visit_after),
+                    **one_round(browser, home, args.root, args.visit_after, not args.fresh_only),
                 }
                 rows.append(row)
                 print(
@@ -116,9 +128,9 @@ def main() -> None:
                     f"{row['visit_s']:.1f} s, Draw canvas "
                     f"{row['canvas_s']:.1f} s, first reading {row['read_s']:.1f} s "
                     f"({row['read_s'] - row['visit_s']:.1f} s from the visit, "
-                    f"{row['after_canvas_s']:.1f} s after the canvas; read {row['shown']!r}); default "
-                    f"model kept at {row['kept_s']:.0f} s; "
-                    f"load {load:.1f}",
+                    f"{row['after_canvas_s']:.1f} s after the canvas; read {row['shown']!r}); "
+                    + (f"default model kept at {row['kept_s']:.0f} s; " if row["kept_s"] else "")
+                    + f"load {load:.1f}",
                     flush=True,
                 )
         browser.close()
