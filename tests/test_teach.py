@@ -234,6 +234,9 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     probs = models.predict_proba(first, normalise(digits.x_test[:5]))
     assert probs.shape == (5, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert models.accuracy(first, normalise(digits.x_test), digits.y_test) > 0.6  # chance: 0.1
+    # a few hundred digits (the app's tests, DIGITLAB_LIMIT=400): small batches, enough steps
+    few = FirstPass(normalise(digits.x_train[:400]), digits.y_train[:400])
+    assert models.accuracy(few, normalise(digits.x_test), digits.y_test) > 0.55  # batches of 128: 0.41
 
 
 FORK_SCRIPT = """
