@@ -282,3 +282,36 @@ def test_a_first_pass_never_hangs_a_fork(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 10
+
+
+EXIT_SCRIPT = """
+import atexit
+from digitlab import teach
+from digitlab.data import offline_subset
+
+server = teach.ServerDefault(offline_subset(), train=None)
+# registered first, so it runs last: after the exit's wait for the first pass, if any
+atexit.register(lambda: print("at exit:", server.stage, server.test_accuracy is not None))
+server.start(default=False)
+"""
+
+
+def test_a_process_that_ends_during_the_first_pass_waits_for_it(tmp_path):
+    """A process (a short AppTest, a server stopped at once) that ended while the first pass
+    computed in its daemon thread aborted now and then ("terminate called without an active
+    exception"): its exit now waits for the first pass and its score."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "at exit: first True"  # made and scored
