@@ -236,7 +236,9 @@ def test_the_server_default_reads_at_once_by_a_first_pass_then_by_the_keras_defa
     assert models.accuracy(first, normalise(digits.x_test), digits.y_test) > 0.6  # chance: 0.1
     # a few hundred digits (the app's tests, DIGITLAB_LIMIT=400): small batches, enough steps
     few = FirstPass(normalise(digits.x_train[:400]), digits.y_train[:400])
-    assert models.accuracy(few, normalise(digits.x_test), digits.y_test) > 0.55  # batches of 128: 0.41
+    assert (
+        models.accuracy(few, normalise(digits.x_test), digits.y_test) > 0.55
+    )  # batches of 128: 0.41
 
 
 FORK_SCRIPT = """
@@ -262,18 +264,15 @@ print("forks", forks)
 """
 
 
-def test_a_first_pass_never_hangs_a_fork(tmp_path):
-    """Forks (Ray starting its services) beside a first pass's fit: with OpenBLAS's threads at
-    work both hung for good (seen on a fresh server); on one BLAS thread neither does."""
+def run_python(code: str):
+    """code in a fresh interpreter at the repository's root; its exit status must be 0."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    script = tmp_path / "fork.py"
-    script.write_text(FORK_SCRIPT)
     out = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=120,
@@ -281,6 +280,13 @@ def test_a_first_pass_never_hangs_a_fork(tmp_path):
         env={**os.environ, "PYTHONPATH": "."},
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+def test_a_first_pass_never_hangs_a_fork():
+    """Forks (Ray starting its services) beside a first pass's fit: with OpenBLAS's threads at
+    work both hung for good (seen on a fresh server); on one BLAS thread neither does."""
+    out = run_python(FORK_SCRIPT)
     assert int(out.stdout.split()[-1]) > 10
 
 
@@ -296,22 +302,9 @@ server.start(default=False)
 """
 
 
-def test_a_process_that_ends_during_the_first_pass_waits_for_it(tmp_path):
+def test_a_process_that_ends_during_the_first_pass_waits_for_it():
     """A process (a short AppTest, a server stopped at once) that ended while the first pass
     computed in its daemon thread aborted now and then ("terminate called without an active
     exception"): its exit now waits for the first pass and its score."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = subprocess.run(
-        [sys.executable, "-c", EXIT_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "PYTHONPATH": "."},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_python(EXIT_SCRIPT)
     assert out.stdout.strip().splitlines()[-1] == "at exit: first True"  # made and scored
