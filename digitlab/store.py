@@ -221,7 +221,8 @@ def _wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
+            busy = e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes included
+            if not busy or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 

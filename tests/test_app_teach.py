@@ -66,7 +66,7 @@ def test_draw_page_reads_with_the_server_default_then_teaches(app):
     assert table["before"][0] == pytest.approx(100 * result.before.mnist, abs=0.05)
     assert table["after"][1] == pytest.approx(100 * result.after.held_out, abs=0.05)
     assert result.before.mnist is not None  # the default model was taught, not a new one
-    assert "Taught on 24 of 30 drawings" in texts(at)
+    assert "Last run: fine-tuned on 24 of 30 drawings" in texts(at)
     model_now = at.session_state["current_model"]
     assert model_now is not None and "taught" in model_now.name and model_now.model is result.model
     assert f"**{model_now.name}** (trained here)" in texts(at)  # the sidebar

@@ -77,13 +77,16 @@ def _panel(digits, key: str, timed: bool) -> None:
             jobpanel.show_outcome(job)
             result = job.progress.result
             if result is not None:
+                what = (
+                    "fine-tuned"
+                    if result.fine_tuned
+                    else "a new tutorial network (no score before it, only after), trained"
+                )
                 st.markdown(
-                    f"Taught on {result.n_trained_on} of {result.n_drawings} drawings in "
-                    f"{result.seconds:.0f} s{' (stopped early)' if result.stopped else ''}; "
+                    f"Last run: {what} on {result.n_trained_on} of {result.n_drawings} drawings "
+                    f"in {result.seconds:.0f} s{' (stopped early)' if result.stopped else ''}; "
                     "it is now your current model."
                 )
-                if not result.fine_tuned:
-                    st.caption("A new network: there is no score before, only after.")
                 st.dataframe(before_after_rows(result), hide_index=True, key=f"{key}_table")
         if st.button("Teach it your handwriting", key=f"{key}_start"):
             images, labels = my_drawings()
