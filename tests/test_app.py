@@ -275,6 +275,24 @@ def test_bad_dataset_path_is_one_sentence(monkeypatch, digitlab_home, tmp_path, 
         assert len(errors) == 1 and "mnist.npz" in errors[0], errors
 
 
+def test_home_is_drawn_before_the_sidebar_loads_the_dataset(monkeypatch, digitlab_home):
+    """A fresh server's first page: Home needs no dataset, so it is drawn before the sidebar
+    asks for one (its load is the largest part of that first run; BENCHMARKS.md)."""
+    from digitlab.ui import app, state
+
+    order = []
+    home, load = app.home, state.load_digits
+    monkeypatch.setattr(app, "home", lambda: (order.append("home"), home())[1])
+    monkeypatch.setattr(state, "load_digits", lambda: (order.append("dataset"), load())[1])
+    monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
+    monkeypatch.setenv("DIGITLAB_LIMIT", "400")
+    monkeypatch.delenv("DIGITLAB_MNIST", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert order[:2] == ["home", "dataset"], order
+    assert "400 train · 400 test" in texts(at)  # the sidebar is there all the same
+
+
 def test_leaving_the_train_page_mid_run_and_coming_back(app):
     """Navigating away neither kills nor loses a run: back on Train, it is still there."""
     at = app.switch_page("app_pages/train.py").run()

@@ -73,7 +73,7 @@ def start_server() -> None:
 def main() -> None:
     st.set_page_config(page_title="DigitLab", page_icon=":material/draw:", layout="wide")
     state.init()  # session_state.setdefault for every key the pages use
-    digits = state.digits()  # one copy per server (st.cache_resource); imports no TensorFlow
+    st.session_state[state.DATA_ERROR_SAID] = False
     learner.sync()  # ?learner=NAME in the URL <-> this session's learner
     learner.room_gate()  # DIGITLAB_ROOM_PASSWORD: nothing past here without it
     nav = st.navigation(
@@ -81,11 +81,13 @@ def main() -> None:
         + [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES]
     )
     jobpanel.absorb_finished()  # a run that ended while away: its model is current now
-    sidebar.render(digits)
     if nav.title != "Home":
         ui.wait_for_imports()  # charts' imports, started at server start, done before pages use them
     try:
         nav.run()
-    finally:  # after the page (a rerun or st.stop included): its first run is not slowed by it
+    finally:  # after the page (a rerun or st.stop included): the page is not kept waiting
+        # The sidebar needs the dataset (one copy per server, st.cache_resource; no TensorFlow),
+        # which Home does not: a fresh server's first Home page shows before its load.
+        sidebar.render(state.digits())
         if state.once_per_session(state.SERVER_PREPARED):
             prepare_server()  # done at the server's start (streamlit_app.py); AppTest has no server

@@ -63,12 +63,18 @@ def load_digits() -> Digits:
     )
 
 
+DATA_ERROR_SAID = "data_error_said"  # session_state: this run has said why the data is missing
+
+
 def digits() -> Digits:
-    """The server's one dataset; a wrong DIGITLAB_MNIST stops the page with one sentence."""
+    """The server's one dataset; a wrong DIGITLAB_MNIST stops the page with one sentence, said
+    once per run (the page asks first, then the sidebar drawn after it)."""
     try:
         return load_digits()
     except DataError as e:
-        st.error(f"The dataset could not be loaded: {e}")
+        if not st.session_state.get(DATA_ERROR_SAID):
+            st.session_state[DATA_ERROR_SAID] = True
+            st.error(f"The dataset could not be loaded: {e}")
         st.stop()
 
 
