@@ -23,7 +23,7 @@ def page(server, browser):  # noqa: F811 - one session for every step
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(server.url)
-    page.get_by_role("heading", name="DigitLab").wait_for(timeout=LONG)  # first run loads the data
+    page.get_by_role("heading", name="DigitLab").wait_for(timeout=LONG)
     yield page
     context.close()
 
@@ -63,7 +63,9 @@ def test_the_server_gets_ready_before_anyone_visits(server):
 
 
 def test_home_and_data_page(page, server, shots):
-    assert page.locator('[data-testid="stSidebar"]').get_by_text("Current model").count() == 1
+    current = page.locator('[data-testid="stSidebar"]').get_by_text("Current model")
+    current.wait_for()  # the sidebar comes after the page (it needs the dataset; Home does not)
+    assert current.count() == 1
     check_clean(page, server, shots, "01-home")
     go(page, "Data", "The data")
     grid = page.locator(".js-plotly-plot").first  # the sample grid is the page's first chart
@@ -170,5 +172,4 @@ def test_teach_it_your_handwriting(page, server, shots):
     table.wait_for()
     check_clean(page, server, shots, "07-teach")
     assert "it is now your current model" in page.locator("body").inner_text()
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.get_by_text(re.compile(r"taught")).count() >= 1
+    page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"taught")).first.wait_for()

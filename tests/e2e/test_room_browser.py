@@ -128,7 +128,7 @@ def test_two_learners_and_the_instructor(server, browser, shots):
         saved_drawing(b, ZERO, "0")
         b.get_by_text("of your 1 saved drawings").wait_for()
         sidebar_b = b.locator('[data-testid="stSidebar"]')
-        assert sidebar_b.get_by_text("bob-mlp").count() == 1
+        sidebar_b.get_by_text("bob-mlp").wait_for()  # one element: wait_for is strict
         assert sidebar_b.locator("strong", has_text="bold").count() == 0  # no markdown from a name
         check_clean(b, server, shots, "room-01-bob-draw")
         assert "learner=bob" in b.url  # the name stays in the URL across pages
