@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def cli_env(tmp_home: Path | None = None, env_extra: dict | None = None) -> dict:
@@ -32,6 +36,28 @@ def run(*args, env_extra=None, tmp_home=None) -> subprocess.CompletedProcess:
         env=cli_env(tmp_home, env_extra),
         timeout=400,
     )
+
+
+def run_here(*args, env_extra=None, tmp_home=None) -> subprocess.CompletedProcess:
+    """The command run in this test process (digitlab.cli.main, in the same environment as
+    `run`): what it prints and its exit status, without a new Python that imports TensorFlow
+    and starts a Ray of its own (about 10 s of both cores per command). `run` stays for what
+    only a process of its own shows: the entry point, the process boundary, a cluster to join."""
+    from digitlab import cli
+
+    env = cli_env(tmp_home, env_extra)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for key in set(os.environ) - set(env):
+            mp.delenv(key)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as e:  # argparse's own errors
+                code = e.code
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def popen(*args, tmp_home) -> subprocess.Popen:

@@ -1,8 +1,11 @@
-"""`python -m digitlab`: each command end to end on small real data, and one line for each bad input."""
+"""`python -m digitlab`: each command end to end on small real data, and one line for each bad input.
+
+The commands run as `digitlab.cli.main` in this process (clitools.run_here); the entry point,
+two learners at once, and a cluster address that does not answer in processes of their own."""
 
 import numpy as np
 import pytest
-from clitools import last_json, popen, run
+from clitools import last_json, popen, run, run_here
 from PIL import Image
 
 from digitlab.data import load_mnist
@@ -22,7 +25,7 @@ def trained(tmp_path_factory):
     """A small model trained through the CLI on the offline subset, saved to a .keras file."""
     tmp = tmp_path_factory.mktemp("cli")
     model = tmp / "m.keras"
-    proc = run(
+    proc = run_here(
         "train",
         "--limit",
         3000,
@@ -59,14 +62,14 @@ def test_predict_an_image(trained, tmp_path):
     i = int(zeros[np.argmin(((digits.x_test[zeros] - mean_zero) ** 2).sum(axis=(1, 2)))])
     img = Image.fromarray(255 - digits.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR)
     img.save(tmp_path / "zero.png")
-    proc = run("predict", tmp_path / "zero.png", "--model", model, "--json")
+    proc = run_here("predict", tmp_path / "zero.png", "--model", model, "--json")
     assert proc.returncode == 0, proc.stderr
     out = last_json(proc.stdout)
     assert abs(sum(out["probabilities"]) - 1) < 1e-4 and out["digit"] == 0
 
 
 def test_kfold_json(tmp_path):
-    proc = run(
+    proc = run_here(
         "kfold",
         "--limit",
         400,
@@ -86,7 +89,7 @@ def test_kfold_json(tmp_path):
 
 
 def test_reproduce_offline_says_so(tmp_path):
-    proc = run(
+    proc = run_here(
         "reproduce", "--limit", 600, "--epochs", 1, "--folds", 2, "--json", tmp_home=tmp_path
     )
     assert proc.returncode == 0, proc.stderr

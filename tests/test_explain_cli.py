@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from clitools import run_here as run
 from PIL import Image
-from test_cli import assert_one_clear_line, run
+from test_cli import assert_one_clear_line
 
 from digitlab.data import normalise, one_hot
 from digitlab.models import ModelConfig, build_model, save_model_file

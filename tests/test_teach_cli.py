@@ -12,7 +12,7 @@ from digitlab.teach import read_drawing_folder
 
 
 def run(*args, tmp):
-    return clitools.run(*args, tmp_home=tmp)
+    return clitools.run_here(*args, tmp_home=tmp)
 
 
 def canvas(digit_img: np.ndarray, size: int, convention: str) -> Image.Image:

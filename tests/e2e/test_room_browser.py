@@ -11,12 +11,11 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from clitools import run_here
 from playwright.sync_api import expect
 from test_browser import LONG, ONE, ZERO, check_clean, draw, go, predicted
 
@@ -36,36 +35,12 @@ PASSWORD = "teach"
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("room")
     home = tmp / "home"
-    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_MNIST"}
-    env.update(DIGITLAB_HOME=str(home), DIGITLAB_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
-    trainings = [  # each learner's model, saved through the CLI, both at once
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "digitlab",
-                "train",
-                "--limit",
-                "3000",
-                "--epochs",
-                "3",
-                "--hidden-units",
-                str(units),
-                "--learner",
-                who,
-                "--save-as",
-                f"{who.split()[0]}-mlp",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+    for who, units in ((ANA, 128), (BOB, 64)):  # each learner's model, saved through the CLI
+        proc = run_here(
+            "train", "--limit", 3000, "--epochs", 3, "--hidden-units", units,
+            "--learner", who, "--save-as", f"{who.split()[0]}-mlp", tmp_home=tmp,
         )  # fmt: skip
-        for who, units in ((ANA, 128), (BOB, 64))
-    ]
-    for proc in trainings:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-2000:]
+        assert proc.returncode == 0, proc.stderr[-2000:]
     srv = Server(
         home,
         tmp / "server.log",
