@@ -167,7 +167,8 @@ def input_pipeline(
     adapter does). With `stopped` (a boolean tf.Variable, from stop_variable) the stream ends
     at the first batch asked for after it turns True: Keras runs several steps per call
     (ModelConfig.steps_per_execution), and the loop inside that call takes its next batch from
-    here, so no batch starts after a stop request even between two callbacks.
+    here, so at most a batch already taken (the one in flight, or under load one more) runs
+    after a stop request, even between two callbacks.
 
     With `repeat` the stream goes on pass after pass (each pass reshuffled) and every batch is
     full: model.fit reads ceil(n / batch_size) batches an epoch (steps_per_epoch), so an epoch
