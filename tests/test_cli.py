@@ -1,7 +1,7 @@
 """`python -m digitlab`: each command end to end on small real data, and one line for each bad input.
 
-The commands run as `digitlab.cli.main` in this process (clitools.run_here); the entry point,
-two learners at once, and a cluster address that does not answer in processes of their own."""
+The commands run as `digitlab.cli.main` in this process (clitools.run_here); `python -m digitlab`
+itself runs for two learners at once and for a cluster address that does not answer."""
 
 import numpy as np
 import pytest
@@ -126,12 +126,12 @@ def test_reproduce_offline_says_so(tmp_path):
     ],
 )
 def test_bad_arguments(args, words, tmp_path):
-    assert_one_clear_line(run(*args, tmp_home=tmp_path), *words)
+    assert_one_clear_line(run_here(*args, tmp_home=tmp_path), *words)
 
 
 def test_bad_dataset_file(tmp_path):
     (tmp_path / "bad.npz").write_text("not numbers")
-    assert_one_clear_line(run("train", "--data", tmp_path / "bad.npz"), "bad.npz")
+    assert_one_clear_line(run_here("train", "--data", tmp_path / "bad.npz"), "bad.npz")
 
 
 def test_predict_with_bad_model_and_image(tmp_path):
@@ -142,14 +142,12 @@ def test_predict_with_bad_model_and_image(tmp_path):
     canvas = np.zeros((100, 100), np.uint8)
     canvas[20:80, 45:55] = 255
     Image.fromarray(canvas).save(img)
-    assert_one_clear_line(run("predict", img, "--model", tmp_path / "fake.keras"), "not a .keras")
+    fake = tmp_path / "fake.keras"
+    assert_one_clear_line(run_here("predict", img, "--model", fake), "not a .keras")
     assert_one_clear_line(
-        run("predict", tmp_path / "fake.png", "--model", tmp_path / "fake.keras"),
-        "not a readable image",
+        run_here("predict", tmp_path / "fake.png", "--model", fake), "not a readable image"
     )
-    assert_one_clear_line(
-        run("predict", tmp_path / "blank.png", "--model", tmp_path / "fake.keras"), "blank.png"
-    )
+    assert_one_clear_line(run_here("predict", tmp_path / "blank.png", "--model", fake), "blank.png")
 
 
 @pytest.mark.parametrize("command", ["train", "kfold"])
@@ -178,7 +176,7 @@ def test_two_learners_save_my_model_at_once_and_both_keep_theirs(tmp_path):
         assert saved[who]["learner"] == who and saved[who]["name"] == "my-model"
     assert saved["a"]["id"] != saved["b"]["id"]
     for who in "ab":
-        listed = last_json(run("models", "--learner", who, "--json", tmp_home=tmp_path).stdout)
+        listed = last_json(run_here("models", "--learner", who, "--json", tmp_home=tmp_path).stdout)
         assert [(m["id"], m["name"], m["learner"]) for m in listed["models"]] == [
             (saved[who]["id"], "my-model", who)
         ]
@@ -198,4 +196,4 @@ def test_two_learners_save_my_model_at_once_and_both_keep_theirs(tmp_path):
     ],
 )
 def test_bad_learner_and_model_names(args, words, tmp_path):
-    assert_one_clear_line(run(*args, tmp_home=tmp_path), *words)
+    assert_one_clear_line(run_here(*args, tmp_home=tmp_path), *words)
