@@ -97,34 +97,26 @@ def head_node(cluster) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def test_kfold_json_runs_its_folds_on_the_cluster(cluster, head_node, tmp_path):
-    address, env = cluster
-    proc = subprocess.run(
-        [sys.executable, "-m", "digitlab", "kfold", "--folds", "2", "--epochs", "1",
-         "--limit", "400", "--hidden-units", "32", "--json"],
-        env=dict(env, DIGITLAB_RAY_ADDRESS=address, DIGITLAB_HOME=str(tmp_path / "home")),
-        capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert [f["fold"] for f in out["folds"]] == [1, 2]
-    assert [f["node"] for f in out["folds"]] == [
-        head_node,
-        head_node,
-    ]  # the cluster's node, not a Ray of its own
-
-
-def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
-    """A training job and a 2-fold k-fold through the API the pages use (JobManager + work)."""
+def test_the_cli_and_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
+    """One driver on the cluster, as a server or a CLI session is: `kfold --json` (the CLI's
+    main), then a training job and a 2-fold k-fold through the API the pages use (JobManager +
+    work). One driver, so the cluster's workers import TensorFlow once for all three (a worker
+    belongs to the driver that started it)."""
     address, env = cluster
     proc = run_py(
         """
-        import json
-        from digitlab import engine, work
+        import contextlib, io, json
+        from digitlab import cli, engine, work
         from digitlab.data import offline_subset
         from digitlab.jobs import JobManager
         from digitlab.models import ModelConfig
         from digitlab.training import TrainConfig
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(["kfold", "--folds", "2", "--epochs", "1", "--limit", "400",
+                             "--hidden-units", "32", "--json"])
+        kfold = json.loads(out.getvalue().strip().splitlines()[-1])
 
         digits = offline_subset().take(400, 100)
         small = ModelConfig(hidden_units=32)
@@ -135,6 +127,7 @@ def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
                        n_splits=2, epochs=1, save=False), kind="cv", watched=False)
         assert train.wait(300) and cv.wait(300)
         print(json.dumps({
+            "kfold": [code, [[f["fold"], f["node"]] for f in kfold["folds"]]],
             "address": engine.status()["address"],
             "max_jobs": jm.max_jobs,
             "train": [train.progress.status, train.progress.error,
@@ -148,6 +141,8 @@ def test_the_apps_jobs_run_on_the_cluster(cluster, head_node, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the CLI's folds ran on the cluster's node, not on a Ray of its own
+    assert out["kfold"] == [0, [[1, head_node], [2, head_node]]]
     assert out["address"] == address
     assert out["max_jobs"] == 1  # half the cluster's 2 CPUs
     assert out["train"] == ["done", None, 2, True, [head_node]]
