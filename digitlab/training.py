@@ -423,8 +423,8 @@ def prepare(
     *,
     n_train: int = 60_000,
 ) -> None:
-    """Compile a network for these settings before a run asks for one: a spare worker does this
-    while it waits (digitlab.workers), and the run borrows the network with every variable set
+    """Compile a network for these settings before a run asks for one: each engine worker does
+    this when it is warmed (engine.warm), and the run borrows the network with every variable set
     anew (models.fresh_model), without the XLA compiles its first batches would cost.
 
     One short fit on random pixels, in the shapes a run on n_train digits has: batches of
