@@ -200,6 +200,12 @@ def fresh_model(config: ModelConfig, seed: int | None):
             _compiled[config] = model
 
 
+def forget_compiled() -> None:
+    """Drop the network fresh_model keeps, so that the next run builds and compiles its own."""
+    with _compiled_lock:
+        _compiled.clear()
+
+
 def describe_model(model) -> str:
     """One line for a model from outside: its layers' kinds and sizes."""
     parts = []

@@ -44,11 +44,13 @@ def test_a_fold_on_a_lent_network_is_a_fold_on_a_new_one(digits):
     )
     built = []
     for task in tasks:
-        models._compiled.clear()  # nothing to lend: a network built for this fold
+        models.forget_compiled()  # nothing to lend: a network built for this fold
         built.append(run_fold(task, x, y))
-    network = models._compiled[config]
-    lent = [run_fold(task, x, y) for task in tasks]  # each on the network the last fold trained
-    assert models._compiled[config] is network  # the same network, lent three times
+    with models.fresh_model(config, 0) as network:  # the one the last fold trained, lent back
+        pass
+    lent = [run_fold(task, x, y) for task in tasks]  # each on that network
+    with models.fresh_model(config, 0) as again:
+        assert again is network  # the same network, lent three times
     for a, b in zip(built, lent, strict=True):
         assert a.history == b.history and (a.accuracy, a.loss) == (b.accuracy, b.loss)
     assert len({f.accuracy for f in lent}) > 1  # folds differ: the check is not on constants

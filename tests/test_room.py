@@ -88,8 +88,12 @@ def test_leaderboard_scores_each_model_on_other_learners_drawings(tiny_model):
     images, labels = store.load_drawings(exclude_learner="ana")
     pred = tiny_model.predict(images, verbose=0).argmax(axis=1)
     assert ana["others_accuracy"] == pytest.approx(float((pred == labels).mean()))
-    assert store.cached_score(ana["id"], room.OTHERS, room._basis("ana")) is not None
     assert room.drawings_by_digit() == {"bob": [1, 1, 1] + [0] * 7, "carol": [1] * 5 + [0] * 5}
+    entry = next(e for e in store.list_all_models(published_only=True) if e.id == ana["id"])
+    unusable = object()  # a model that cannot predict: only a kept score can be answered with it
+    assert room.others_accuracy(entry, model=unusable) == (ana["others_accuracy"], 8)
+    store.save_drawing(digit(3), 3, learner="carol")  # the basis changes: scored again
+    assert room.others_accuracy(entry, model=tiny_model)[1] == 9
 
 
 def test_export_zip_holds_models_drawings_and_leaderboard(tiny_model):

@@ -238,13 +238,15 @@ def test_a_run_on_a_prepared_network_is_a_run_on_a_new_one(small):
 
     mcfg = ModelConfig(hidden_units=64, dropout=0.2)  # dropout: random state that could carry
     tcfg = TrainConfig(epochs=2, batch_size=64)
-    models._compiled.clear()
+    models.forget_compiled()
     built = train(small, model_config=mcfg, train_config=tcfg)
     prepare(mcfg, tcfg, n_train=len(small.x_train))
-    network = models._compiled[mcfg]
+    with models.fresh_model(mcfg, tcfg.seed) as network:  # the prepared one, lent back
+        pass
     arrays = [getattr(small, k) for k in PARTS]
     result, weights = train_remote(*arrays, small, mcfg, tcfg, {}, on_event=None, stop=None)
-    assert models._compiled[mcfg] is network  # the run borrowed the prepared network
+    with models.fresh_model(mcfg, tcfg.seed) as again:
+        assert again is network  # the run borrowed the prepared network
 
     def curves(history):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
