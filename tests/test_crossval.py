@@ -86,8 +86,10 @@ def test_fresh_versus_reused_model_shows_the_leak(digits):
     assert [e["fold"] for e in ends] == [1, 2, 3]
     assert {e["fold"] for e in events if e["type"] == "epoch"} == {1, 2, 3}
 
+    # Fold 1 is the same network on the same digits either way: the same numbers, bit for bit.
+    assert reused.folds[0].history == fresh.folds[0].history
+    assert reused.folds[0].accuracy == fresh.folds[0].accuracy
     # Folds 2 and 3 of the reused network are tested on digits it already trained on.
-    assert reused.folds[0].accuracy == pytest.approx(fresh.folds[0].accuracy, abs=0.02)
     assert min(f.accuracy for f in reused.folds[1:]) > max(f.accuracy for f in fresh.folds)
     assert reused.mean > fresh.mean + 0.03
 
