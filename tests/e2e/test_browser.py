@@ -11,6 +11,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 from proctools import descendants, names
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +29,13 @@ def page(server, browser):  # noqa: F811 - one session for every step
     context.close()
 
 
+def settled(page) -> None:
+    """Wait until the session's script has ended its run (Streamlit marks its app root so)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
 def check_clean(page, server, shots, name: str) -> None:
-    page.wait_for_timeout(300)
+    settled(page)
     page.screenshot(path=shots / f"{name}.png", full_page=True)
     shown = page.locator('[data-testid="stException"]')
     assert shown.count() == 0, f"{name}: the page shows an exception: {shown.first.inner_text()}"
@@ -43,11 +49,17 @@ def go(page, title: str, heading: str) -> None:
     page.get_by_role("heading", name=heading).wait_for()
 
 
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
+def set_number(page, label, value: int) -> None:
+    """Type a number and press Enter, as a person does; return once the widget has applied it
+    (its "Press Enter to apply" hint is gone) and the run it started has ended. label: the
+    box's exact label, or the box itself."""
+    box = page.get_by_label(label, exact=True) if isinstance(label, str) else label
     box.fill(str(value))
     box.press("Enter")
-    page.wait_for_timeout(500)
+    widget = page.locator('[data-testid="stNumberInput"]').filter(has=box)
+    expect(widget.get_by_text("Press Enter to apply")).to_have_count(0)
+    expect(box).to_have_value(str(value))
+    settled(page)
 
 
 def test_the_server_gets_ready_before_anyone_visits(server):
@@ -143,10 +155,7 @@ def test_two_fold_cross_validation(page, server, shots):
     go(page, "Evaluate", "Cross-validate")
     set_number(page, "Folds", 2)
     set_number(page, "Epochs per fold", 1)
-    digits = page.get_by_role("spinbutton", name=re.compile(r"Training digits"))
-    digits.fill("1000")
-    digits.press("Enter")
-    page.wait_for_timeout(500)
+    set_number(page, page.get_by_role("spinbutton", name=re.compile(r"Training digits")), 1000)
     page.get_by_role("button", name="Start cross-validation").click()
     page.locator(".js-plotly-plot .boxlayer .trace").first.wait_for(timeout=LONG)
     check_clean(page, server, shots, "06-evaluate")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from clitools import run_here
 from playwright.sync_api import expect
-from test_browser import LONG, ONE, ZERO, check_clean, draw, go, predicted
+from test_browser import LONG, ONE, ZERO, check_clean, draw, go, predicted, set_number, settled
 
 _spec = importlib.util.spec_from_file_location(
     "e2e_harness", Path(__file__).with_name("conftest.py")
@@ -125,10 +125,7 @@ def test_two_learners_and_the_instructor(server, browser, shots):
             ins.get_by_text("The room model is now").wait_for(timeout=LONG)
 
             go(a, "Train", "Train a network")
-            epochs = a.get_by_label("Epochs", exact=True)
-            epochs.fill("200")
-            epochs.press("Enter")
-            a.wait_for_timeout(500)
+            set_number(a, "Epochs", 200)
             a.get_by_role("button", name="Start training").click()
             # past TensorFlow's start: a Stop lands inside an epoch and is honoured within a batch
             a.locator('[data-testid="stProgress"]').get_by_text(
@@ -187,7 +184,9 @@ def test_the_learner_stays_after_a_page_switch(server, browser):
             page.locator('[data-testid="stSidebarNav"] a', has_text="Draw").first.click()
         for who, _, page in opened:
             page.get_by_role("heading", name="Draw a digit").wait_for()
-            page.wait_for_timeout(1000)  # the runs after the switch have come and gone
+            settled(page)
+            # not a wait for something: a second in which a run that lost the name would show
+            page.wait_for_timeout(1000)
             expect(page.get_by_role("textbox", name="Your name")).to_have_value(who)
             assert page.get_by_text("No name yet").count() == 0
     finally:
