@@ -181,11 +181,7 @@ else:
     )
     if c2.button("Show", key="cv_load"):
         try:
-            run = crossval.load_cv_run(pick, learner=learner.name())
-            view = {"reused": run} if run.reuse_model else {"fresh": run}
-            pair = run.meta.get("pair")
-            if pair and pair in names:
-                view["reused"] = crossval.load_cv_run(pair, learner=learner.name())
+            view = crossval.load_cv_pair(pick, learner=learner.name())
         except store.StoreError as e:
             st.error(str(e))
         else:

@@ -313,3 +313,33 @@ def load_cv_run(id_or_name: str, learner: str | None = None) -> CVResult:
         raise store.StoreError(
             f"The saved cross-validation {d['name']!r} is damaged or from another version ({e})."
         ) from None
+
+
+def save_cv_pair(fresh, reused, *, learner: str | None = None) -> dict[str, str]:
+    """Keep a fresh k-fold run and its reused partner (either may be None or empty) in the store;
+    the fresh one names its partner in meta["pair"]. Returns {"fresh": id, "reused": id}."""
+    from digitlab import store
+
+    ids: dict[str, str] = {}
+    if reused is not None and reused.folds:
+        ids["reused"] = store.save_cv(reused.to_dict(), learner=learner)
+    if fresh is not None and fresh.folds:
+        if "reused" in ids:
+            fresh.meta["pair"] = ids["reused"]
+        ids["fresh"] = store.save_cv(fresh.to_dict(), learner=learner)
+    return ids
+
+
+def load_cv_pair(id_or_name: str, learner: str | None = None) -> dict[str, CVResult]:
+    """A saved run as the Evaluate page shows it: {"fresh": run} or {"reused": run}, with a fresh
+    run's reused partner beside it while the learner still lists it. StoreError as load_cv_run."""
+    from digitlab import store
+
+    run = load_cv_run(id_or_name, learner)
+    if run.reuse_model:
+        return {"reused": run}
+    view = {"fresh": run}
+    partner = run.meta.get("pair")
+    if partner and partner in {r["id"] for r in store.list_cv(learner)}:
+        view["reused"] = load_cv_run(partner, learner)
+    return view

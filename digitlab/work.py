@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from digitlab import engine, models, store
-from digitlab.crossval import cross_validate
+from digitlab import engine, models
+from digitlab.crossval import cross_validate, save_cv_pair
 from digitlab.data import Digits
 from digitlab.training import StopEvent, TrainResult, train
 
@@ -139,7 +139,7 @@ def crossval_work(
     def work(on_event, stop):
         variants = ["fresh", "reused"] if with_reused else ["fresh"]
         on_event({"type": "start", "folds": n_splits * len(variants), "epochs": epochs})
-        out = {"fresh": None, "reused": None, "names": {}}
+        out = {"fresh": None, "reused": None, "ids": {}}
         settings = dict(
             model_config=model_config,
             n_splits=n_splits,
@@ -172,7 +172,7 @@ def crossval_work(
             else:
                 out[variant] = reused_remote(images, labels, settings, on_event=tagged, stop=stop)
         if save:
-            out["names"] = save_cv_pair(out["fresh"], out["reused"], learner=learner)
+            out["ids"] = save_cv_pair(out["fresh"], out["reused"], learner=learner)
         return out
 
     return work
@@ -183,19 +183,6 @@ def reused_remote(images, labels, settings: dict, *, on_event, stop):
     return cross_validate(
         images, labels, reuse_model=True, on_event=on_event, stop=stop, **settings
     )
-
-
-def save_cv_pair(fresh, reused, *, learner: str | None = None) -> dict[str, str]:
-    """Keep a fresh k-fold run and its reused partner (either may be None or empty) in the store;
-    the fresh one names its partner in meta["pair"]. Returns {"fresh": name, "reused": name}."""
-    names: dict[str, str] = {}
-    if reused is not None and reused.folds:
-        names["reused"] = store.save_cv(reused.to_dict(), learner=learner)
-    if fresh is not None and fresh.folds:
-        if "reused" in names:
-            fresh.meta["pair"] = names["reused"]
-        names["fresh"] = store.save_cv(fresh.to_dict(), learner=learner)
-    return names
 
 
 def teach_work(

@@ -245,6 +245,31 @@ def test_cv_run_round_trip_and_damage(digitlab_home):
         crossval.load_cv_run(odd, learner="ana")
 
 
+def test_a_cv_pair_is_saved_and_shown_together(digitlab_home):
+    from digitlab.crossval import CVResult, FoldResult
+
+    def run(accuracy, reuse):
+        fold = FoldResult(
+            fold=1, accuracy=accuracy, loss=0.3, history={"loss": [0.3]}, seconds=1.0, n_train=80, n_test=20
+        )  # fmt: skip
+        return CVResult(
+            folds=[fold], n_splits=2, epochs=1, batch_size=16, reuse_model=reuse,
+            model_config={"arch": "mlp"}, random_state=1,
+        )  # fmt: skip
+
+    ids = crossval.save_cv_pair(run(0.8, False), run(0.95, True), learner="ana")
+    view = crossval.load_cv_pair(ids["fresh"], learner="ana")
+    assert {k: r.folds[0].accuracy for k, r in view.items()} == {"fresh": 0.8, "reused": 0.95}
+    assert set(crossval.load_cv_pair(ids["reused"], learner="ana")) == {"reused"}
+    with pytest.raises(store.StoreError, match="another learner"):
+        crossval.load_cv_pair(ids["fresh"], learner="bob")
+    store.delete_cv(ids["reused"], learner="ana")  # the partner gone: the fresh run alone
+    assert set(crossval.load_cv_pair(ids["fresh"], learner="ana")) == {"fresh"}
+    alone = crossval.save_cv_pair(run(0.7, False), None, learner="ana")  # no reused variant run
+    assert set(alone) == {"fresh"}
+    assert set(crossval.load_cv_pair(alone["fresh"], "ana")) == {"fresh"}
+
+
 # ---------------------------------------------------------------------------------------------
 # The earlier layout, imported on first start
 
